@@ -1,0 +1,79 @@
+#pragma once
+// Typed payloads of the control frames. Session setup (AUTH, REGISTER) is JSON: rare, and
+// readable in captures. Per-stream frames (OPEN, CLOSE, WINDOW_UPDATE, HEARTBEAT) are binary.
+// Every decoder validates fully and returns an error string instead of throwing.
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "proto/frame.h"
+
+namespace proxer::proto {
+
+using Bytes = std::span<const std::uint8_t>;
+
+struct AuthRequest {
+  std::string token;  // secret: never logged
+  std::string agent_id;
+  std::string version;                    // agent software version
+  std::vector<std::string> capabilities;  // e.g. "tcp", "http"
+  std::string carrier;                    // "tcp", "tls", "ws", "poll" (informational)
+};
+
+struct AuthResponse {
+  bool ok = false;
+  std::string error;  // set when !ok
+  std::string session_id;
+  std::string account_id;
+  std::uint32_t heartbeat_interval_ms = 10'000;
+  std::uint32_t max_payload = kDefaultMaxPayload;
+  std::uint32_t window = kDefaultWindow;
+};
+
+enum class TunnelType : std::uint8_t { Http, Tcp };
+
+struct TunnelSpec {
+  std::string name;
+  TunnelType type = TunnelType::Http;
+  std::string local_target;  // informational: shown in the admin API
+  std::string token;         // per-tunnel secret the gateway enforces; empty: none
+};
+
+struct RegisterResult {
+  std::string name;
+  bool ok = false;
+  std::string error;              // set when !ok
+  std::vector<std::string> urls;  // public URLs when ok
+};
+
+struct OpenStream {
+  std::string tunnel;
+  std::string client_addr;  // "ip:port" of the public client, for logs/PROXY protocol
+};
+
+struct CodeReason {
+  ErrorCode code = ErrorCode::None;
+  std::string reason;
+};
+
+std::string encode(const AuthRequest& m);
+std::string encode(const AuthResponse& m);
+std::string encode(const TunnelSpec& m);
+std::string encode(const RegisterResult& m);
+std::string encode(const OpenStream& m);
+std::string encode(const CodeReason& m);  // GOAWAY and ERROR payloads
+
+// Decoders return nullopt and set *error (human readable) on malformed input.
+std::optional<AuthRequest> decode_auth_request(Bytes in, std::string* error);
+std::optional<AuthResponse> decode_auth_response(Bytes in, std::string* error);
+std::optional<TunnelSpec> decode_tunnel_spec(Bytes in, std::string* error);
+std::optional<RegisterResult> decode_register_result(Bytes in, std::string* error);
+std::optional<OpenStream> decode_open_stream(Bytes in, std::string* error);
+std::optional<CodeReason> decode_code_reason(Bytes in, std::string* error);
+
+// Tunnel names: 1-63 chars of [a-z0-9-], not starting or ending with '-' (a DNS label).
+bool valid_tunnel_name(std::string_view name);
+
+}  // namespace proxer::proto

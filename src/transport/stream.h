@@ -1,0 +1,88 @@
+#pragma once
+// A byte stream over one of a closed set of carriers (TCP, TLS over TCP, Unix socket for tests).
+// The variant keeps the per-operation path free of virtual calls and heap allocation.
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "core/asio.h"
+
+namespace proxer::transport {
+
+namespace ssl = net::ssl;
+using TlsStream = ssl::stream<tcp::socket>;
+using UnixSocket = net::local::stream_protocol::socket;
+
+class Stream {
+ public:
+  explicit Stream(tcp::socket s) : v_(std::move(s)) {}
+  explicit Stream(TlsStream s) : v_(std::move(s)) {}
+  explicit Stream(UnixSocket s) : v_(std::move(s)) {}
+  Stream(Stream&&) = default;
+  Stream& operator=(Stream&&) = default;
+
+  net::any_io_executor get_executor() {
+    return std::visit([](auto& s) -> net::any_io_executor { return s.get_executor(); }, v_);
+  }
+
+  // Reads at least one byte. EOF is net::error::eof.
+  awaitable<std::pair<error_code, std::size_t>> read_some(net::mutable_buffer buf);
+  // Writes all of `bufs` (gather write).
+  awaitable<std::pair<error_code, std::size_t>> write(std::span<const net::const_buffer> bufs);
+  awaitable<std::pair<error_code, std::size_t>> write(net::const_buffer buf) {
+    return write(std::span<const net::const_buffer>(&buf, 1));
+  }
+  // Half-close of the sending direction (TCP shutdown(SHUT_WR); TLS close_notify is not sent).
+  void shutdown_send();
+  // Abortive close: pending operations complete with operation_aborted.
+  void close();
+  // Cancels pending operations without closing.
+  void cancel();
+
+  std::string remote_address() const;
+  const char* carrier() const;  // "tcp", "tls", "unix"
+  bool is_tls() const { return std::holds_alternative<TlsStream>(v_); }
+  // The underlying TCP socket (TCP and TLS carriers), for socket options.
+  tcp::socket* tcp_socket();
+
+ private:
+  std::variant<tcp::socket, TlsStream, UnixSocket> v_;
+};
+
+// "host:port" or "[v6]:port" -> (host, port). Returns false when malformed.
+bool split_host_port(std::string_view in, std::string& host, std::string& port);
+
+// Resolves and connects with a deadline; TCP_NODELAY is set.
+awaitable<std::pair<error_code, tcp::socket>> connect_tcp(net::any_io_executor ex,
+                                                         const std::string& host,
+                                                         const std::string& port,
+                                                         std::chrono::milliseconds timeout);
+
+// TLS client handshake over `sock` with SNI `server_name` and hostname verification unless the
+// context was built insecure. Deadline included.
+awaitable<std::pair<error_code, TlsStream>> tls_client_handshake(tcp::socket sock,
+                                                                 ssl::context& ctx,
+                                                                 const std::string& server_name,
+                                                                 std::chrono::milliseconds timeout);
+awaitable<std::pair<error_code, TlsStream>> tls_server_handshake(tcp::socket sock,
+                                                                 ssl::context& ctx,
+                                                                 std::chrono::milliseconds timeout);
+
+// Client context: verifies peers against `ca_file` or, when empty, the system store.
+// `insecure` disables verification (explicit user choice only). Throws on bad files (startup).
+std::shared_ptr<ssl::context> make_client_tls_context(const std::string& ca_file, bool insecure);
+// Server context from PEM files. Throws std::runtime_error with the file name on failure.
+std::shared_ptr<ssl::context> make_server_tls_context(const std::string& cert_file,
+                                                      const std::string& key_file);
+
+// Binds a listening acceptor with SO_REUSEADDR. On failure returns the error; the caller
+// reports "address in use" with the address.
+error_code listen_tcp(tcp::acceptor& acceptor, const std::string& host_port, int backlog = 1024);
+
+}  // namespace proxer::transport
