@@ -2,6 +2,9 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <string_view>
+
 namespace proxer::proto {
 
 namespace json = boost::json;
@@ -101,6 +104,24 @@ void put_u16(std::string& out, std::size_t v) {
   out.push_back(static_cast<char>(v & 0xff));
 }
 
+// Longest prefix of `s` of at most `max` bytes that does not split a UTF-8 sequence.
+std::string_view utf8_prefix(std::string_view s, std::size_t max) {
+  if (s.size() <= max) return s;
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+// Error messages may reach logs and the peer: quote untrusted text only when it is short,
+// printable ASCII, so a hostile name cannot forge log lines or bloat a reply.
+std::string quoted_if_printable(std::string_view s) {
+  if (s.size() > 64) return "(too long)";
+  for (char c : s) {
+    if (c < 0x20 || c > 0x7e) return "(unprintable)";
+  }
+  return "'" + std::string(s) + "'";
+}
+
 }  // namespace
 
 std::string encode(const AuthRequest& m) {
@@ -119,7 +140,7 @@ std::string encode(const AuthResponse& m) {
                  {"max_payload", m.max_payload},
                  {"window", m.window}};
   if (!m.ok) o["error"] = m.error;
-  return serialize(o);
+  return json::serialize(o);
 }
 
 std::string encode(const TunnelSpec& m) {
@@ -132,23 +153,33 @@ std::string encode(const TunnelSpec& m) {
 std::string encode(const RegisterResult& m) {
   json::object o{{"name", m.name}, {"ok", m.ok}, {"urls", to_array(m.urls)}};
   if (!m.ok) o["error"] = m.error;
-  return serialize(o);
+  return json::serialize(o);
 }
 
 std::string encode(const OpenStream& m) {
+  // Fields are clamped so the result always decodes: a u16 length can't describe more than
+  // 0xffff bytes, and the whole payload must fit kMaxControlPayload. Real values (a tunnel
+  // name, "ip:port") are far shorter.
+  const std::size_t room = kMaxControlPayload - 4;
+  const std::string_view tunnel =
+      std::string_view(m.tunnel).substr(0, std::min<std::size_t>(0xffff, room));
+  const std::string_view addr = std::string_view(m.client_addr)
+                                    .substr(0, std::min<std::size_t>(0xffff, room - tunnel.size()));
   std::string out;
-  out.reserve(4 + m.tunnel.size() + m.client_addr.size());
-  put_u16(out, m.tunnel.size());
-  out += m.tunnel;
-  put_u16(out, m.client_addr.size());
-  out += m.client_addr;
+  out.reserve(4 + tunnel.size() + addr.size());
+  put_u16(out, tunnel.size());
+  out += tunnel;
+  put_u16(out, addr.size());
+  out += addr;
   return out;
 }
 
 std::string encode(const CodeReason& m) {
   std::string out(4, '\0');
   put_u32(reinterpret_cast<std::uint8_t*>(out.data()), static_cast<std::uint32_t>(m.code));
-  out += m.reason;
+  // A reason that made the frame exceed kMaxControlPayload would turn a clean GOAWAY/ERROR
+  // into a decode error at the peer.
+  out += utf8_prefix(m.reason, kMaxControlPayload - 4);
   return out;
 }
 
@@ -213,8 +244,8 @@ std::optional<TunnelSpec> decode_tunnel_spec(Bytes in, std::string* error) {
     return std::nullopt;
   }
   if (!valid_tunnel_name(m.name)) {
-    *error = "invalid tunnel name '" + m.name +
-             "': use 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
+    *error = "invalid tunnel name " + quoted_if_printable(m.name) +
+             ": use 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
     return std::nullopt;
   }
   return m;

@@ -62,6 +62,8 @@ std::string encode(const AuthRequest& m);
 std::string encode(const AuthResponse& m);
 std::string encode(const TunnelSpec& m);
 std::string encode(const RegisterResult& m);
+// Binary encoders always produce a payload the peer can decode: over-long fields are truncated
+// to fit the u16 lengths and kMaxControlPayload (the reason at a UTF-8 boundary).
 std::string encode(const OpenStream& m);
 std::string encode(const CodeReason& m);  // GOAWAY and ERROR payloads
 

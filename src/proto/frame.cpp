@@ -89,7 +89,7 @@ std::uint32_t payload_limit(FrameType t, std::uint32_t max_payload) {
   return kMaxControlPayload;
 }
 
-// Fixed payload sizes; -1 = variable.
+// Payload sizes fixed (or bounded below) by the frame type.
 bool payload_size_ok(FrameType t, std::uint8_t fl, std::uint32_t len) {
   switch (t) {
     case FrameType::Heartbeat: return len == 8;

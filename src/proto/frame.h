@@ -109,9 +109,10 @@ struct Decoded {
   std::size_t needed = kHeaderSize;       // total bytes needed (NeedMore only)
 };
 
-// Decodes the first frame of `in`. `max_payload` bounds DATA payloads; control payloads are
-// bounded by min(max_payload, kMaxControlPayload) except AUTH/REGISTER which get
-// kMaxControlPayload. Never reads past `in`, never allocates.
+// Decodes the first frame of `in`. `max_payload` bounds DATA payloads only; every other type is
+// bounded by kMaxControlPayload whatever `max_payload` is. The whole header is validated before
+// the payload is waited for, so an oversized or malformed frame is rejected from its 12 header
+// bytes. Never reads past `in`, never allocates.
 Decoded decode(std::span<const std::uint8_t> in, std::uint32_t max_payload);
 
 // Big-endian helpers for fixed payloads.

@@ -1,0 +1,243 @@
+#include "agent/agent.h"
+
+#include "core/backoff.h"
+#include "core/log.h"
+#include "transport/stream.h"
+#include "tunnel/pump.h"
+
+namespace proxer::agent {
+
+using proto::FrameType;
+
+namespace {
+constexpr const char* kVersion = "0.1.0";
+
+std::shared_ptr<spdlog::logger> logger() {
+  static const auto l = log::get("agent");  // NOLINT: immutable after first use
+  return l;
+}
+}  // namespace
+
+std::string_view to_string(State s) {
+  switch (s) {
+    case State::Connecting: return "connecting";
+    case State::Authenticating: return "authenticating";
+    case State::Connected: return "connected";
+    case State::Disconnected: return "disconnected";
+    case State::Stopped: return "stopped";
+  }
+  return "?";
+}
+
+Agent::Agent(net::any_io_executor ex, config::AgentConfig cfg)
+    : ex_(ex), cfg_(std::move(cfg)), event_(ex), sleep_timer_(ex) {
+  if (cfg_.gateway_scheme == "tls") {
+    tls_ = transport::make_client_tls_context(cfg_.ca_file, cfg_.insecure);
+  }
+}
+
+void Agent::set_state(State s) {
+  if (s == state_) return;
+  state_ = s;
+}
+
+void Agent::start() {
+  auto self = shared_from_this();
+  net::co_spawn(ex_, [self]() { return self->run(); }, DetachedTask{"agent"});
+}
+
+void Agent::stop(std::function<void()> done) {
+  stopping_ = true;
+  sleep_timer_.cancel();
+  auto session = session_;
+  if (!session || session->closed()) {
+    set_state(State::Stopped);
+    done();
+    return;
+  }
+  session->go_away(proto::ErrorCode::Shutdown, "agent stopping");
+  session->close(proto::ErrorCode::Shutdown, "agent stopping");
+  auto timer = std::make_shared<net::steady_timer>(ex_, std::chrono::milliseconds(100));
+  timer->async_wait([timer, done = std::move(done), self = shared_from_this()](error_code) {
+    self->set_state(State::Stopped);
+    done();
+  });
+}
+
+awaitable<void> Agent::run() {
+  auto self = shared_from_this();
+  Backoff backoff(cfg_.reconnect_min, cfg_.reconnect_max);
+  while (!stopping_) {
+    const auto reason = co_await connect_once();
+    if (stopping_) break;
+    set_state(State::Disconnected);
+    // A session that was up for a while resets the backoff: the next try is quick.
+    const auto delay = backoff.next();
+    logger()->warn("{}; reconnecting in {} ms", reason, delay.count());
+    sleep_timer_.expires_after(delay);
+    co_await sleep_timer_.async_wait(use_nothrow);
+    if (registered_ > 0) {
+      backoff.reset();
+      registered_ = 0;
+    }
+  }
+  set_state(State::Stopped);
+}
+
+awaitable<std::string> Agent::connect_once() {
+  set_state(State::Connecting);
+  const std::string where = cfg_.gateway_host + ":" + cfg_.gateway_port;
+  logger()->debug("connecting to {}", cfg_.gateway);
+  auto [ec, sock] =
+      co_await transport::connect_tcp(ex_, cfg_.gateway_host, cfg_.gateway_port, cfg_.connect_timeout);
+  if (ec) co_return "cannot connect to the gateway at " + where + ": " + ec.message();
+
+  tunnel::SessionOptions opts;
+  opts.opener = false;
+  opts.name = "agent";
+  opts.idle_timeout = cfg_.connect_timeout * 3;  // until AUTH_RESPONSE sets the real one
+  if (tls_) {
+    const auto& sni = cfg_.server_name.empty() ? cfg_.gateway_host : cfg_.server_name;
+    auto [hec, tls] = co_await transport::tls_client_handshake(std::move(sock), *tls_, sni,
+                                                               cfg_.connect_timeout);
+    if (hec) {
+      std::string msg = "TLS handshake with the gateway at " + where + " failed: " + hec.message();
+      if (hec.category() == net::error::get_ssl_category()) {
+        msg += " (certificate verify failed? use --ca FILE for a private CA)";
+      }
+      co_return msg;
+    }
+    session_ = std::make_shared<tunnel::Session>(transport::Stream(std::move(tls)), opts);
+  } else {
+    session_ = std::make_shared<tunnel::Session>(transport::Stream(std::move(sock)), opts);
+  }
+  auto session = session_;
+  session_closed_ = false;
+  auth_.reset();
+  auth_refused_ = false;
+  closed_reason_.clear();
+  session->start(shared_from_this());
+
+  set_state(State::Authenticating);
+  proto::AuthRequest req;
+  req.token = cfg_.token.reveal();
+  req.agent_id = cfg_.id;
+  req.version = kVersion;
+  req.capabilities = {"http"};
+  req.carrier = session->carrier();
+  session->send_control(FrameType::AuthRequest, 0, proto::encode(req));
+
+  // Wait for AUTH_RESPONSE, bounded by the connect timeout.
+  net::steady_timer deadline(ex_, cfg_.connect_timeout);
+  deadline.async_wait([session](error_code e) {
+    if (!e) session->close(proto::ErrorCode::AuthFailed, "no AUTH_RESPONSE in time");
+  });
+  while (!auth_ && !session_closed_) co_await event_.wait();
+  deadline.cancel();
+  if (!auth_) {
+    co_return "session with the gateway at " + where + " ended during authentication: " +
+        closed_reason_;
+  }
+  if (!auth_->ok) {
+    logger()->error("authentication refused by the gateway at {}: {}", where, auth_->error);
+    if (on_auth_failed_) on_auth_failed_(auth_->error);
+    session->close(proto::ErrorCode::None, "auth refused");
+    while (!session_closed_) co_await event_.wait();
+    co_return "authentication failed";
+  }
+  const auto hb = std::chrono::milliseconds(std::max<std::uint32_t>(auth_->heartbeat_interval_ms, 100));
+  session->set_max_payload(auth_->max_payload);
+  session->set_window(auth_->window);
+  session->set_heartbeat(hb, hb * 3);
+  set_state(State::Connected);
+  logger()->info("connected to {} over {} (session {})", where, session->carrier(),
+                 auth_->session_id);
+
+  for (const auto& t : cfg_.tunnels) {
+    proto::TunnelSpec spec;
+    spec.name = t.name;
+    spec.type = t.tcp ? proto::TunnelType::Tcp : proto::TunnelType::Http;
+    spec.local_target = t.host + ":" + t.port;
+    spec.token = t.token.reveal();
+    session->send_control(FrameType::RegisterTunnel, 0, proto::encode(spec));
+  }
+
+  while (!session_closed_) co_await event_.wait();
+  co_return "disconnected from the gateway: " + closed_reason_;
+}
+
+void Agent::on_control(tunnel::Session& s, const proto::FrameHeader& h, proto::Bytes payload) {
+  std::string err;
+  switch (h.type) {
+    case FrameType::AuthResponse: {
+      auto resp = proto::decode_auth_response(payload, &err);
+      if (!resp) {
+        // A refusal may carry defaults that fail range checks; read ok/error leniently.
+        proto::AuthResponse r;
+        r.ok = false;
+        r.error = "malformed AUTH_RESPONSE: " + err;
+        auth_ = r;
+      } else {
+        auth_ = std::move(*resp);
+      }
+      event_.notify();
+      return;
+    }
+    case FrameType::RegisterTunnel: {
+      auto res = proto::decode_register_result(payload, &err);
+      if (!res) {
+        logger()->error("malformed REGISTER_TUNNEL reply: {}", err);
+        return;
+      }
+      if (res->ok) {
+        ++registered_;
+        std::string urls;
+        for (const auto& u : res->urls) urls += (urls.empty() ? "" : " ") + u;
+        logger()->info("tunnel '{}' is live: {}", res->name, urls);
+      } else {
+        logger()->error("tunnel '{}' refused by the gateway: {}", res->name, res->error);
+      }
+      if (on_registered_) on_registered_(*res);
+      return;
+    }
+    case FrameType::GoAway:
+      logger()->info("the gateway is going away; will reconnect when it closes");
+      return;
+    default:
+      s.close(proto::ErrorCode::ProtocolError,
+              std::string("unexpected ") + std::string(proto::to_string(h.type)));
+  }
+}
+
+void Agent::on_open(tunnel::Session&, std::shared_ptr<tunnel::Stream> stream,
+                    proto::OpenStream open) {
+  net::co_spawn(ex_, serve_stream(std::move(stream), std::move(open)),
+                DetachedTask{"agent stream"});
+}
+
+awaitable<void> Agent::serve_stream(std::shared_ptr<tunnel::Stream> stream, proto::OpenStream open) {
+  const config::TunnelConfig* t = nullptr;
+  for (const auto& c : cfg_.tunnels) {
+    if (c.name == open.tunnel) t = &c;
+  }
+  if (!t) {
+    stream->reset(proto::ErrorCode::UnknownTunnel);
+    co_return;
+  }
+  auto [ec, sock] = co_await transport::connect_tcp(ex_, t->host, t->port, cfg_.local_connect_timeout);
+  if (ec) {
+    logger()->debug("tunnel '{}': cannot reach {}:{}: {}", t->name, t->host, t->port, ec.message());
+    stream->reset(ec == net::error::timed_out ? proto::ErrorCode::ConnectTimeout
+                                              : proto::ErrorCode::ConnectRefused);
+    co_return;
+  }
+  co_await tunnel::pump(std::move(stream), std::move(sock));
+}
+
+void Agent::on_closed(tunnel::Session&, const std::string& reason) {
+  session_closed_ = true;
+  closed_reason_ = reason;
+  event_.notify();
+}
+
+}  // namespace proxer::agent

@@ -1,0 +1,125 @@
+#pragma once
+// Configuration of the gateway and the agent: plain structs with their defaults, TOML loading,
+// validation and the value parsers shared with the command line.
+//
+// Contract:
+//  - Loading is strict: unknown keys, wrong types and invalid values are all errors, and *every*
+//    error is reported at once, each starting with its key path (`timeouts.request: ...`).
+//  - A config that loaded (or validated) without errors is treated as immutable: callers apply
+//    CLI overrides to a copy, run validate() on the result, and then share it as const.
+//  - Error messages never contain a secret (tokens), not even when the token itself is malformed.
+//  - Durations are std::chrono values; TOML and CLI spell them as strings with a unit ("30s").
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/secret.h"
+
+namespace proxer::config {
+
+using Duration = std::chrono::milliseconds;
+
+struct GatewayConfig {
+  std::string listen = "0.0.0.0:8080";          // public HTTP listener  (TOML: listen)
+  std::string agent_listen = "0.0.0.0:8443";    // agent listener        (agent_listen)
+  std::string admin_listen = "127.0.0.1:9000";  // admin API/dashboard   (admin_listen)
+  std::string domain = "localhost";             // tunnels at {name}.{domain} (domain)
+  std::string public_url;                       // (public_url) base URL printed to agents, e.g.
+                           // "https://tunnel.example.com"; empty = default_public_url()
+  Secret token;  // (token) agent token; empty = agents need no token (warn at start)
+  std::string tls_cert, tls_key;        // ([tls] cert, key) agent listener TLS; both or neither
+  Duration request_timeout{30'000};     // ([timeouts] request) upstream response header -> 504
+  Duration header_timeout{10'000};      // ([timeouts] header) full client request head -> 408
+  Duration idle_timeout{60'000};        // ([timeouts] idle) keep-alive idle client connection
+  Duration shutdown_grace{10'000};      // ([timeouts] shutdown_grace) drain deadline on SIGTERM
+  Duration heartbeat_interval{10'000};  // ([session] heartbeat_interval) told to agents
+  Duration session_ttl{30'000};  // ([session] ttl) session dropped after this long without a frame
+  std::uint32_t window = 256 * 1024;    // ([session] window) per-stream flow-control window, bytes
+  std::uint32_t max_frame = 64 * 1024;  // ([session] max_frame) max DATA payload, 1 KiB..1 MiB
+  std::uint32_t max_streams_per_session = 16384;  // ([session] max_streams)
+  std::size_t max_header_bytes = 16 * 1024;       // ([limits] max_header_bytes) -> 431
+  std::uint64_t max_body_bytes = 1ull << 30;      // ([limits] max_body_bytes) -> 413; 0 = unlimited
+  std::size_t max_connections = 20000;            // ([limits] max_connections) public connections
+  std::size_t pool_idle_per_tunnel = 128;  // ([pool] idle_per_tunnel) idle streams kept per tunnel
+  Duration pool_idle_timeout{60'000};      // ([pool] idle_timeout)
+  std::string log_level = "info";          // ([log] level) trace|debug|info|warn|error|off
+  bool log_json = false;                   // ([log] format) "text"|"json"
+};
+
+struct TunnelConfig {
+  std::string name;        // DNS label: 1-63 of [a-z0-9-], no leading/trailing '-'
+  std::string url;         // "http://host:port" or "tcp://host:port" (local target)
+  std::string host, port;  // parsed from url (host without IPv6 brackets)
+  bool tcp = false;        // scheme tcp://
+  Secret token;            // per-tunnel token, empty = none
+};
+
+struct AgentConfig {
+  std::string gateway;  // (gateway) "tcp://host:port" | "tls://host:port"
+  std::string gateway_scheme, gateway_host, gateway_port;  // parsed by validate()
+  Secret token;                                            // (token)
+  std::string id;           // (id) agent id; empty = the caller picks "<hostname>-<6 hex>"
+  std::string ca_file;      // (ca) CA bundle to verify the gateway; empty = system store
+  bool insecure = false;    // (insecure) skip TLS verification (explicit only)
+  std::string server_name;  // (server_name) TLS SNI/verification name; empty = gateway_host
+  std::vector<TunnelConfig> tunnels;      // ([[tunnels]] name, url, token)
+  Duration connect_timeout{5'000};        // ([timeouts] connect) dial the gateway incl. TLS + auth
+  Duration local_connect_timeout{5'000};  // ([timeouts] local_connect) dial a local target
+  Duration reconnect_min{500};            // ([reconnect] min)
+  Duration reconnect_max{30'000};         // ([reconnect] max)
+  std::string log_level = "info";         // ([log] level)
+  bool log_json = false;                  // ([log] format)
+};
+
+// Result of loading a file: `value` is set exactly when `errors` is empty.
+template <typename T>
+struct Loaded {
+  std::optional<T> value;
+  std::vector<std::string> errors;
+};
+
+// Parse TOML text, then validate. Errors read "SOURCE:LINE:COL: key.path: message" when the key
+// is in the text, "SOURCE: key.path: message" otherwise. Load checks every value that is present
+// but not completeness (an agent file may leave `gateway` or the tunnels to the command line):
+// run validate() on the assembled config for that.
+Loaded<GatewayConfig> load_gateway_toml(std::string_view text, std::string_view source_name);
+Loaded<GatewayConfig> load_gateway_file(const std::string& path);  // error if unreadable
+Loaded<AgentConfig> load_agent_toml(std::string_view text, std::string_view source_name);
+Loaded<AgentConfig> load_agent_file(const std::string& path);
+
+// Validation of a fully assembled config (after CLI overrides were applied by the caller).
+// Returns all errors as "key.path: message"; empty means valid.
+std::vector<std::string> validate(const GatewayConfig&);
+// Also fills the parsed fields (gateway_*, tunnel host/port/tcp); safe to call again after
+// changing the config, the parsed fields are recomputed each time.
+std::vector<std::string> validate(AgentConfig&);
+
+// Value parsers, usable for CLI flags too; return nullopt and set *error (if not null). The error
+// names the offending value but not the key: callers prefix the key or flag.
+// "250ms", "30s", "5m", "1h", "1m30s": whole numbers, units largest first, each at most once.
+std::optional<Duration> parse_duration(std::string_view, std::string* error);
+// "512", "16KiB", "64KB" (= 64000), "1MiB", "1GiB"; units are case-insensitive.
+std::optional<std::uint64_t> parse_size(std::string_view, std::string* error);
+// Tunnel spec of the CLI: "name=URL", "name@token=URL"; URL may be "http://h:p", "tcp://h:p",
+// "h:p" or "p" (http, 127.0.0.1). The result's url is normalised ("app=3000" gives
+// "http://127.0.0.1:3000"). The token may itself contain '=' (the URL never does).
+std::optional<TunnelConfig> parse_tunnel_spec(std::string_view, std::string* error);
+// Splits "h:p" or "[v6]:p" (host returned without brackets). Syntax only: host and port
+// non-empty, port all digits, at most one unbracketed ':'. Range checks are validate()'s job.
+bool split_host_port(std::string_view in, std::string& host, std::string& port);
+// "http://{domain}:{port of listen}" with ":80" omitted. Ignores cfg.public_url (callers use
+// that when it is set). With `listen` on port 0, use the overload with the bound port.
+std::string default_public_url(const GatewayConfig&);
+std::string default_public_url(std::string_view domain, std::uint16_t port);
+
+// Helpers for printing values back in the units the config uses.
+std::string format_duration(Duration);   // "1m30s", "250ms", "0s"
+std::string format_size(std::uint64_t);  // "256KiB" when exact, else "1500B"
+// TLS name to verify the gateway against: server_name, or gateway_host when empty.
+const std::string& tls_server_name(const AgentConfig&);
+
+}  // namespace proxer::config

@@ -1,0 +1,352 @@
+// Validation of assembled configs: every rule runs and every finding is kept, so one run shows the
+// user everything to fix.
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "config/config.h"
+#include "config/detail.h"
+
+namespace proxer::config::detail {
+namespace {
+
+constexpr std::uint64_t kKiB = 1024;
+constexpr std::uint64_t kMinFrame = kKiB;
+constexpr std::uint64_t kMaxFrame = kKiB * kKiB;  // proto's payload ceiling
+constexpr std::uint64_t kMaxWindow = kKiB * kKiB * kKiB;
+constexpr std::uint64_t kMinHeaderBytes = kKiB;
+constexpr std::uint64_t kMaxHeaderBytes = kKiB * kKiB;
+// Far beyond any sensible timeout, and keeps deadline arithmetic (now + d in ns) from overflowing.
+constexpr Duration kMaxDuration = std::chrono::hours(24);
+constexpr std::size_t kMaxAgentId = 64;
+
+class Checker {
+ public:
+  void add(std::string path, std::string message, std::string related = {}) {
+    issues_.push_back({std::move(path), std::move(message), std::move(related)});
+  }
+
+  // Address "host:port". Listeners may use port 0 (any free port).
+  std::optional<std::pair<std::string, std::uint16_t>> address(const std::string& path,
+                                                               const std::string& value,
+                                                               bool listener) {
+    std::string host, port;
+    if (!split_host_port(value, host, port)) {
+      add(path,
+          "expected \"host:port\" (e.g. \"0.0.0.0:8080\", \"[::1]:8080\"), got " + quote(value));
+      return std::nullopt;
+    }
+    bool ok = true;
+    if (!valid_host(host)) {
+      add(path, "invalid host " + quote(host) + " in " + quote(value));
+      ok = false;
+    }
+    const auto number = parse_port(port, listener);
+    if (!number) {
+      add(path, std::string("port must be ") + (listener ? "0-65535" : "1-65535") + ", got " +
+                    quote(port));
+      ok = false;
+    }
+    if (!ok) return std::nullopt;
+    return std::make_pair(host, *number);
+  }
+
+  void duration(const std::string& path, Duration d) {
+    if (d.count() <= 0) {
+      add(path, "must be greater than 0, got " + format_duration(d));
+    } else if (d > kMaxDuration) {
+      add(path, "must be at most " + format_duration(kMaxDuration) + ", got " + format_duration(d));
+    }
+  }
+
+  void range(const std::string& path, std::uint64_t value, std::uint64_t min, std::uint64_t max,
+             bool sizes) {
+    const auto show = [&](std::uint64_t v) { return sizes ? format_size(v) : std::to_string(v); };
+    if (value < min || value > max) {
+      add(path, "must be between " + show(min) + " and " + show(max) + ", got " + show(value));
+    }
+  }
+
+  void token(const std::string& path, const Secret& token) {
+    if (auto why = token_error(token)) add(path, *why);
+  }
+
+  void readable_file(const std::string& path, const std::string& file) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(file, ec)) {
+      add(path, "cannot read " + quote(file) + ": is a directory");
+      return;
+    }
+    std::ifstream in(file, std::ios::binary);
+    if (!in) add(path, "cannot read " + quote(file) + ": " + std::strerror(errno));
+  }
+
+  void log(const std::string& level) {
+    static constexpr std::array<std::string_view, 6> kLevels{"trace", "debug", "info",
+                                                             "warn",  "error", "off"};
+    if (std::find(kLevels.begin(), kLevels.end(), level) == kLevels.end()) {
+      add("log.level", "expected one of trace, debug, info, warn, error, off, got " + quote(level));
+    }
+  }
+
+  std::vector<Issue> take() { return std::move(issues_); }
+
+ private:
+  std::vector<Issue> issues_;
+};
+
+// Lower-case DNS name: labels of [a-z0-9-], no label starting or ending with '-'.
+std::optional<std::string> domain_error(std::string_view name) {
+  if (name.empty()) return "must not be empty";
+  if (name.size() > 253) return "must be at most 253 characters";
+  std::size_t start = 0;
+  while (start <= name.size()) {
+    auto end = name.find('.', start);
+    if (end == std::string_view::npos) end = name.size();
+    const auto label = name.substr(start, end - start);
+    if (label.empty() || label.size() > 63) {
+      return "invalid DNS name " + quote(name) + ": each label must have 1-63 characters";
+    }
+    for (char c : label) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+        return "invalid DNS name " + quote(name) +
+               ": use lowercase letters, digits, '-' and '.' (e.g. \"tunnel.example.com\")";
+      }
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      return "invalid DNS name " + quote(name) + ": a label cannot start or end with '-'";
+    }
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+// "http(s)://host[:port][/]" without path, query or fragment.
+std::optional<std::string> public_url_error(std::string_view url) {
+  const auto shape =
+      "expected \"http://host[:port]\" or \"https://host[:port]\", got " + quote(url);
+  const auto sep = url.find("://");
+  if (sep == std::string_view::npos) return shape;
+  const auto scheme = url.substr(0, sep);
+  if (scheme != "http" && scheme != "https") return shape;
+  auto rest = url.substr(sep + 3);
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#@") != std::string_view::npos) {
+    return "must be a base URL without path, query or user, got " + quote(url);
+  }
+  const bool bracketed = !rest.empty() && rest.front() == '[';
+  const bool has_port = bracketed ? rest.find("]:") != std::string_view::npos
+                                  : rest.find(':') != std::string_view::npos;
+  std::string host, port;
+  if (has_port) {
+    if (!split_host_port(rest, host, port)) return shape;
+    if (!parse_port(port, false)) return "port must be 1-65535, got " + quote(port);
+  } else {
+    host = bracketed && rest.size() >= 2 && rest.back() == ']' ? rest.substr(1, rest.size() - 2)
+                                                               : rest;
+  }
+  if (!valid_host(host)) return "invalid host " + quote(host) + " in " + quote(url);
+  return std::nullopt;
+}
+
+bool wildcard(const std::string& host) {
+  return host == "0.0.0.0" || host == "::";
+}
+
+}  // namespace
+
+std::vector<Issue> check_gateway(const GatewayConfig& cfg) {
+  Checker c;
+  // Listeners, and that no two of them claim the same port.
+  const std::array<std::pair<const char*, const std::string*>, 3> listeners{
+      {{"listen", &cfg.listen},
+       {"agent_listen", &cfg.agent_listen},
+       {"admin_listen", &cfg.admin_listen}}};
+  std::vector<std::pair<const char*, std::pair<std::string, std::uint16_t>>> bound;
+  for (const auto& [key, value] : listeners) {
+    auto addr = c.address(key, *value, true);
+    if (!addr) continue;
+    for (const auto& [other_key, other] : bound) {
+      const bool same_host =
+          addr->first == other.first || wildcard(addr->first) || wildcard(other.first);
+      if (addr->second != 0 && addr->second == other.second && same_host) {
+        c.add(key,
+              "uses the same port as " + std::string(other_key) + " (" +
+                  std::to_string(addr->second) + ")",
+              other_key);
+      }
+    }
+    bound.emplace_back(key, *addr);
+  }
+  if (auto why = domain_error(cfg.domain)) c.add("domain", *why);
+  if (!cfg.public_url.empty()) {
+    if (auto why = public_url_error(cfg.public_url)) c.add("public_url", *why);
+  }
+  c.token("token", cfg.token);
+
+  if (cfg.tls_cert.empty() != cfg.tls_key.empty()) {
+    if (cfg.tls_cert.empty()) {
+      c.add("tls.cert", "required when tls.key is set (set both or neither)", "tls.key");
+    } else {
+      c.add("tls.key", "required when tls.cert is set (set both or neither)", "tls.cert");
+    }
+  }
+  if (!cfg.tls_cert.empty()) c.readable_file("tls.cert", cfg.tls_cert);
+  if (!cfg.tls_key.empty()) c.readable_file("tls.key", cfg.tls_key);
+
+  c.duration("timeouts.request", cfg.request_timeout);
+  c.duration("timeouts.header", cfg.header_timeout);
+  c.duration("timeouts.idle", cfg.idle_timeout);
+  c.duration("timeouts.shutdown_grace", cfg.shutdown_grace);
+  c.duration("session.heartbeat_interval", cfg.heartbeat_interval);
+  c.duration("session.ttl", cfg.session_ttl);
+  if (cfg.heartbeat_interval.count() > 0 && cfg.heartbeat_interval >= cfg.session_ttl) {
+    c.add("session.heartbeat_interval",
+          "must be shorter than session.ttl (" + format_duration(cfg.heartbeat_interval) +
+              " >= " + format_duration(cfg.session_ttl) + "), or live sessions would expire",
+          "session.ttl");
+  }
+
+  c.range("session.window", cfg.window, kMinFrame, kMaxWindow, true);
+  c.range("session.max_frame", cfg.max_frame, kMinFrame, kMaxFrame, true);
+  if (cfg.max_frame > cfg.window) {
+    c.add("session.max_frame",
+          "must be at most session.window (" + format_size(cfg.max_frame) + " > " +
+              format_size(cfg.window) + ")",
+          "session.window");
+  }
+  if (cfg.max_streams_per_session == 0) c.add("session.max_streams", "must be at least 1");
+
+  c.range("limits.max_header_bytes", cfg.max_header_bytes, kMinHeaderBytes, kMaxHeaderBytes, true);
+  if (cfg.max_connections == 0) c.add("limits.max_connections", "must be at least 1");
+  c.duration("pool.idle_timeout", cfg.pool_idle_timeout);
+  c.log(cfg.log_level);
+  return c.take();
+}
+
+std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
+  Checker c;
+  const bool required = completeness == Completeness::Required;
+
+  cfg.gateway_scheme.clear();
+  cfg.gateway_host.clear();
+  cfg.gateway_port.clear();
+  std::string scheme;  // known even when the rest of the address is bad, for the TLS checks
+  if (cfg.gateway.empty()) {
+    if (required) c.add("gateway", "required, e.g. \"tls://gateway.example.com:8443\"");
+  } else if (const auto sep = cfg.gateway.find("://"); sep == std::string::npos) {
+    c.add("gateway",
+          "expected \"tcp://host:port\" or \"tls://host:port\" (the scheme is "
+          "required), got " +
+              quote(cfg.gateway));
+  } else {
+    scheme = cfg.gateway.substr(0, sep);
+    const auto rest = cfg.gateway.substr(sep + 3);
+    if (scheme == "ws" || scheme == "wss" || scheme == "http" || scheme == "https") {
+      c.add("gateway", "the " + scheme + ":// carrier is not supported yet; use tcp:// or tls://");
+      scheme.clear();
+    } else if (scheme != "tcp" && scheme != "tls") {
+      c.add("gateway", "unknown scheme " + quote(scheme) + " (use tcp:// or tls://)");
+      scheme.clear();
+    } else if (rest.find_first_of("/?#@") != std::string::npos) {
+      c.add("gateway",
+            "expected \"" + scheme + "://host:port\" without a path, got " + quote(cfg.gateway));
+    } else if (auto addr = c.address("gateway", rest, false)) {
+      cfg.gateway_scheme = scheme;
+      std::string host, port;
+      split_host_port(rest, host, port);
+      cfg.gateway_host = std::move(host);
+      cfg.gateway_port = std::move(port);
+    }
+  }
+  // TLS-only settings on a plain-TCP gateway are most likely a mistake that would leave the user
+  // believing the connection is verified.
+  if (scheme == "tcp") {
+    if (!cfg.ca_file.empty()) c.add("ca", "only used with a tls:// gateway", "gateway");
+    if (cfg.insecure) c.add("insecure", "only used with a tls:// gateway", "gateway");
+    if (!cfg.server_name.empty())
+      c.add("server_name", "only used with a tls:// gateway", "gateway");
+  }
+  if (cfg.insecure && !cfg.ca_file.empty()) {
+    c.add("insecure", "contradicts ca: a CA bundle is set but verification is disabled", "ca");
+  }
+  if (!cfg.ca_file.empty()) c.readable_file("ca", cfg.ca_file);
+  if (!cfg.server_name.empty() && !valid_host(cfg.server_name)) {
+    c.add("server_name", "invalid host name " + quote(cfg.server_name));
+  }
+  c.token("token", cfg.token);
+
+  if (!cfg.id.empty()) {
+    const bool ok =
+        cfg.id.size() <= kMaxAgentId && std::all_of(cfg.id.begin(), cfg.id.end(), [](char ch) {
+          return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '-' || ch == '_' || ch == '.';
+        });
+    if (!ok) {
+      c.add("id",
+            "invalid agent id " + quote(cfg.id) + ": use 1-64 letters, digits, '-', '_' and '.'");
+    }
+  }
+
+  if (cfg.tunnels.empty() && required) {
+    c.add("tunnels", "at least one tunnel is required ([[tunnels]] or --tunnel)");
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < cfg.tunnels.size(); ++i) {
+    auto& t = cfg.tunnels[i];
+    const auto prefix = "tunnels[" + std::to_string(i) + "].";
+    t.host.clear();
+    t.port.clear();
+    t.tcp = false;
+    if (auto why = tunnel_name_error(t.name)) {
+      c.add(prefix + "name", *why);
+    } else if (!names.insert(t.name).second) {
+      c.add(prefix + "name", "duplicate tunnel name " + quote(t.name));
+    }
+    if (t.url.empty()) {
+      c.add(prefix + "url", "required, e.g. \"http://127.0.0.1:3000\"");
+    } else {
+      std::string why;
+      if (!parse_target(t.url, t, &why)) c.add(prefix + "url", why);
+    }
+    c.token(prefix + "token", t.token);
+  }
+
+  c.duration("timeouts.connect", cfg.connect_timeout);
+  c.duration("timeouts.local_connect", cfg.local_connect_timeout);
+  c.duration("reconnect.min", cfg.reconnect_min);
+  c.duration("reconnect.max", cfg.reconnect_max);
+  if (cfg.reconnect_min > cfg.reconnect_max) {
+    c.add("reconnect.min",
+          "must be at most reconnect.max (" + format_duration(cfg.reconnect_min) + " > " +
+              format_duration(cfg.reconnect_max) + ")",
+          "reconnect.max");
+  }
+  c.log(cfg.log_level);
+  return c.take();
+}
+
+std::vector<std::string> to_strings(const std::vector<Issue>& issues) {
+  std::vector<std::string> out;
+  out.reserve(issues.size());
+  for (const auto& issue : issues) out.push_back(issue.path + ": " + issue.message);
+  return out;
+}
+
+}  // namespace proxer::config::detail
+
+namespace proxer::config {
+
+std::vector<std::string> validate(const GatewayConfig& cfg) {
+  return detail::to_strings(detail::check_gateway(cfg));
+}
+
+std::vector<std::string> validate(AgentConfig& cfg) {
+  return detail::to_strings(detail::check_agent(cfg, detail::Completeness::Required));
+}
+
+}  // namespace proxer::config

@@ -1,0 +1,158 @@
+#include "gateway/admin_server.h"
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include "core/log.h"
+#include "gateway/agent_conn.h"
+#include "proxer/web_assets.h"
+#include "transport/stream.h"
+
+namespace proxer::gateway {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+
+namespace {
+constexpr auto kAdminTimeout = std::chrono::seconds(30);
+
+std::string iso8601(std::chrono::system_clock::time_point tp) {
+  auto t = std::chrono::system_clock::to_time_t(tp);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+}  // namespace
+
+std::string health_json(const Context& ctx) {
+  const auto up = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::system_clock::now() - ctx.started);
+  json::object o{{"status", ctx.draining ? "draining" : "ok"},
+                 {"uptime_s", up.count()},
+                 {"tunnels", ctx.registry.size()},
+                 {"agents", ctx.registry.agents().size()},
+                 {"connections", ctx.stats.connections_active},
+                 {"requests_total", ctx.stats.requests_total}};
+  return json::serialize(o);
+}
+
+std::string tunnels_json(const Context& ctx) {
+  json::array arr;
+  for (const auto& t : ctx.registry.all()) {
+    const auto& s = t->stats;
+    const double avg = s.request_count ? static_cast<double>(s.latency_us_total) /
+                                             static_cast<double>(s.request_count) / 1000.0
+                                       : 0.0;
+    json::object o{{"name", t->name},
+                   {"type", t->type == proto::TunnelType::Tcp ? "tcp" : "http"},
+                   {"agent_id", t->agent_id},
+                   {"local_target", t->local_target},
+                   {"token_required", !t->token.empty()},
+                   {"connected_since", iso8601(t->connected_since)},
+                   {"request_count", s.request_count},
+                   {"error_count", s.error_count},
+                   {"bytes_in", s.bytes_in},
+                   {"bytes_out", s.bytes_out},
+                   {"avg_latency_ms", std::round(avg * 1000.0) / 1000.0},
+                   {"last_status", s.last_status},
+                   {"idle_streams", t->idle.size()}};
+    if (t->session) {
+      o["carrier"] = t->session->carrier();
+      o["rtt_us"] = t->session->rtt().count();
+      o["open_streams"] = t->session->stream_count();
+    }
+    arr.push_back(std::move(o));
+  }
+  return json::serialize(json::object{{"tunnels", std::move(arr)}});
+}
+
+AdminServer::AdminServer(net::any_io_executor ex, Context& ctx)
+    : ex_(ex), ctx_(ctx), acceptor_(ex) {}
+
+error_code AdminServer::listen(const std::string& address) {
+  return transport::listen_tcp(acceptor_, address, 128);
+}
+
+std::uint16_t AdminServer::port() const {
+  error_code ec;
+  return acceptor_.local_endpoint(ec).port();
+}
+
+void AdminServer::start() { net::co_spawn(ex_, accept_loop(), DetachedTask{"admin accept loop"}); }
+
+void AdminServer::stop() {
+  error_code ec;
+  acceptor_.close(ec);
+}
+
+awaitable<void> AdminServer::accept_loop() {
+  for (;;) {
+    auto [ec, sock] = co_await acceptor_.async_accept(use_nothrow);
+    if (!acceptor_.is_open()) co_return;
+    if (ec) continue;
+    net::co_spawn(ex_, serve(std::move(sock)), DetachedTask{"admin connection"});
+  }
+}
+
+awaitable<void> AdminServer::serve(tcp::socket sock) {
+  beast::tcp_stream stream(std::move(sock));
+  beast::flat_buffer buf;
+  for (;;) {
+    bhttp::request_parser<bhttp::string_body> p;
+    p.header_limit(16 * 1024);
+    p.body_limit(1024 * 1024);
+    stream.expires_after(kAdminTimeout);
+    auto [ec, n] = co_await bhttp::async_read(stream, buf, p, use_nothrow);
+    if (ec) break;
+    auto& req = p.get();
+    bhttp::response<bhttp::string_body> res;
+    res.version(11);
+    res.keep_alive(req.keep_alive());
+    res.set(bhttp::field::server, "proxer");
+    res.set(bhttp::field::cache_control, "no-store");
+    std::string_view target = req.target();
+    if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+    const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
+    if (get && (target == "/api/health" || target == "/health" || target == "/healthz")) {
+      res.result(bhttp::status::ok);
+      res.set(bhttp::field::content_type, "application/json");
+      res.body() = health_json(ctx_);
+    } else if (get && target == "/api/tunnels") {
+      res.result(bhttp::status::ok);
+      res.set(bhttp::field::content_type, "application/json");
+      res.body() = tunnels_json(ctx_);
+    } else if (get) {
+      const auto* asset = web::find_asset(target == "/" ? "/index.html" : target);
+      if (asset && !target.starts_with("/demo/")) {
+        res.result(bhttp::status::ok);
+        res.set(bhttp::field::content_type, asset->content_type);
+        res.body() = std::string(asset->body);
+      } else {
+        res.result(bhttp::status::not_found);
+        res.set(bhttp::field::content_type, "application/json");
+        res.body() = R"({"error":"not found"})";
+      }
+    } else {
+      res.result(bhttp::status::method_not_allowed);
+      res.set(bhttp::field::content_type, "application/json");
+      res.body() = R"({"error":"method not allowed"})";
+    }
+    if (req.method() == bhttp::verb::head) {
+      res.prepare_payload();
+      res.body().clear();
+    } else {
+      res.prepare_payload();
+    }
+    auto [wec, wn] = co_await bhttp::async_write(stream, res, use_nothrow);
+    if (wec || !res.keep_alive()) break;
+  }
+  error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+}  // namespace proxer::gateway

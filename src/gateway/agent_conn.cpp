@@ -1,0 +1,198 @@
+#include "gateway/agent_conn.h"
+
+#include <openssl/rand.h>
+
+#include "core/log.h"
+
+namespace proxer::gateway {
+
+using proto::FrameType;
+
+namespace {
+constexpr auto kAuthTimeout = std::chrono::seconds(10);
+
+std::shared_ptr<spdlog::logger> logger() {
+  static const auto l = log::get("gateway");  // NOLINT: immutable after first use
+  return l;
+}
+
+std::string random_id() {
+  unsigned char b[8];
+  RAND_bytes(b, sizeof b);
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : b) {
+    s.push_back(hex[c >> 4]);
+    s.push_back(hex[c & 15]);
+  }
+  return s;
+}
+
+std::string_view as_view(proto::Bytes b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+}  // namespace
+
+AgentConn::AgentConn(Context& ctx, std::shared_ptr<tunnel::Session> session)
+    : ctx_(ctx), session_(std::move(session)), auth_timer_(session_->get_executor()) {}
+
+void AgentConn::start() {
+  session_->start(shared_from_this());
+  auth_timer_.expires_after(kAuthTimeout);
+  std::weak_ptr<AgentConn> weak = shared_from_this();
+  auth_timer_.async_wait([weak](error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->authed_) return;
+    logger()->warn("agent at {}: no authentication within {}s, closing",
+                   self->session_->remote_address(), kAuthTimeout.count());
+    self->session_->close(proto::ErrorCode::AuthFailed, "authentication timeout");
+  });
+}
+
+void AgentConn::on_control(tunnel::Session&, const proto::FrameHeader& h, proto::Bytes payload) {
+  switch (h.type) {
+    case FrameType::AuthRequest: on_auth(payload); return;
+    case FrameType::RegisterTunnel: on_register(payload); return;
+    case FrameType::UnregisterTunnel: on_unregister(payload); return;
+    case FrameType::GoAway:
+      logger()->info("agent '{}' is going away", agent_id_);
+      return;
+    default:
+      session_->close(proto::ErrorCode::ProtocolError,
+                      std::string("unexpected ") + std::string(proto::to_string(h.type)));
+  }
+}
+
+void AgentConn::on_auth(proto::Bytes payload) {
+  if (authed_) {
+    session_->close(proto::ErrorCode::ProtocolError, "AUTH_REQUEST after authentication");
+    return;
+  }
+  std::string err;
+  auto req = proto::decode_auth_request(payload, &err);
+  proto::AuthResponse resp;
+  if (!req) {
+    resp.error = "malformed AUTH_REQUEST: " + err;
+  } else if (!ctx_.cfg.token.empty() && !ctx_.cfg.token.matches(req->token)) {
+    resp.error = "invalid agent token";
+  }
+  if (!resp.error.empty()) {
+    ++ctx_.stats.auth_failures;
+    logger()->warn("agent at {} ({}) refused: {}", session_->remote_address(),
+                   req ? req->agent_id : std::string("?"), resp.error);
+    resp.ok = false;
+    session_->send_control(FrameType::AuthResponse, 0, proto::encode(resp));
+    session_->close(proto::ErrorCode::AuthFailed, resp.error);
+    return;
+  }
+  authed_ = true;
+  auth_timer_.cancel();
+  agent_id_ = req->agent_id;
+  session_id_ = random_id();
+  // The same agent reconnecting replaces its stale session (the old one may not know yet).
+  if (auto old = ctx_.registry.agent(agent_id_); old && old.get() != this) {
+    logger()->info("agent '{}' reconnected from {}: replacing its previous session", agent_id_,
+                   session_->remote_address());
+    for (const auto& name : old->tunnels()) ctx_.registry.remove(name, old->session().get());
+    old->session()->close(proto::ErrorCode::Replaced, "replaced by a newer session");
+  }
+  ctx_.registry.set_agent(agent_id_, shared_from_this());
+  ++ctx_.stats.agent_sessions_total;
+  resp.ok = true;
+  resp.session_id = session_id_;
+  resp.account_id = "default";
+  resp.heartbeat_interval_ms = static_cast<std::uint32_t>(ctx_.cfg.heartbeat_interval.count());
+  resp.max_payload = ctx_.cfg.max_frame;
+  resp.window = ctx_.cfg.window;
+  session_->set_max_payload(ctx_.cfg.max_frame);
+  session_->set_window(ctx_.cfg.window);
+  session_->set_heartbeat(std::chrono::milliseconds(0), ctx_.cfg.session_ttl);
+  session_->send_control(FrameType::AuthResponse, 0, proto::encode(resp));
+  logger()->info("agent '{}' connected from {} over {} (session {})", agent_id_,
+                 session_->remote_address(), session_->carrier(), session_id_);
+}
+
+std::vector<std::string> AgentConn::urls_for(const std::string& name) const {
+  std::vector<std::string> urls;
+  // http://name.domain[:port]/ and {public_url}/t/name/
+  const std::string& base = ctx_.public_url;
+  auto scheme_end = base.find("://");
+  if (scheme_end != std::string::npos) {
+    std::string scheme = base.substr(0, scheme_end);
+    std::string rest = base.substr(scheme_end + 3);
+    urls.push_back(scheme + "://" + name + "." + rest + "/");
+  }
+  urls.push_back(base + "/t/" + name + "/");
+  return urls;
+}
+
+void AgentConn::on_register(proto::Bytes payload) {
+  proto::RegisterResult result;
+  std::string err;
+  auto spec = proto::decode_tunnel_spec(payload, &err);
+  if (!authed_) {
+    session_->close(proto::ErrorCode::ProtocolError, "REGISTER_TUNNEL before authentication");
+    return;
+  }
+  if (!spec) {
+    std::string name;
+    result.name = "?";
+    result.error = err;
+  } else {
+    result.name = spec->name;
+    if (spec->type == proto::TunnelType::Tcp) {
+      result.error = "TCP tunnels are not supported by this gateway yet";
+    } else {
+      auto t = std::make_shared<Tunnel>();
+      t->name = spec->name;
+      t->type = spec->type;
+      t->local_target = spec->local_target;
+      t->token = Secret(spec->token);
+      t->agent_id = agent_id_;
+      t->agent = weak_from_this();
+      t->session = session_;
+      t->connected_since = std::chrono::system_clock::now();
+      if (ctx_.registry.add(t, &result.error)) {
+        result.ok = true;
+        result.urls = urls_for(spec->name);
+        if (std::find(tunnels_.begin(), tunnels_.end(), spec->name) == tunnels_.end()) {
+          tunnels_.push_back(spec->name);
+        }
+        logger()->info("tunnel '{}' registered by agent '{}'{}", spec->name, agent_id_,
+                       t->token.empty() ? "" : " (token required)");
+      }
+    }
+  }
+  if (!result.ok) {
+    logger()->warn("agent '{}': tunnel '{}' refused: {}", agent_id_, result.name, result.error);
+  }
+  session_->send_control(FrameType::RegisterTunnel, proto::flags::kAck, proto::encode(result));
+}
+
+void AgentConn::on_unregister(proto::Bytes payload) {
+  auto name = std::string(as_view(payload));
+  // Payload is JSON {"name": ...}; accept the bare spec decoder for it.
+  std::string err;
+  auto spec = proto::decode_tunnel_spec(payload, &err);
+  if (spec) name = spec->name;
+  ctx_.registry.remove(name, session_.get());
+  std::erase(tunnels_, name);
+  logger()->info("tunnel '{}' unregistered by agent '{}'", name, agent_id_);
+}
+
+void AgentConn::on_open(tunnel::Session&, std::shared_ptr<tunnel::Stream> stream,
+                        proto::OpenStream) {
+  // Agents do not open streams towards the gateway in protocol v1.
+  stream->reset(proto::ErrorCode::ProtocolError);
+}
+
+void AgentConn::on_closed(tunnel::Session&, const std::string& reason) {
+  auth_timer_.cancel();
+  for (const auto& name : tunnels_) ctx_.registry.remove(name, session_.get());
+  if (authed_) {
+    ctx_.registry.remove_agent(agent_id_, this);
+    logger()->info("agent '{}' disconnected: {}", agent_id_, reason);
+  }
+}
+
+}  // namespace proxer::gateway

@@ -1,0 +1,31 @@
+#pragma once
+// State shared by the gateway's parts: immutable configuration, the registry, counters. Lives
+// as long as the Gateway; every part runs on the gateway's single executor.
+#include <chrono>
+#include <string>
+
+#include "config/config.h"
+#include "gateway/registry.h"
+
+namespace proxer::gateway {
+
+struct GatewayStats {
+  std::uint64_t agent_sessions_total = 0;
+  std::uint64_t auth_failures = 0;
+  std::uint64_t requests_total = 0;
+  std::uint64_t requests_active = 0;
+  std::uint64_t connections_active = 0;
+};
+
+struct Context {
+  explicit Context(config::GatewayConfig c) : cfg(std::move(c)) {}
+  const config::GatewayConfig cfg;
+  std::string public_url;   // base URL printed to agents
+  std::uint16_t public_port = 0;  // actual port of the public listener
+  Registry registry;
+  GatewayStats stats;
+  bool draining = false;
+  std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+};
+
+}  // namespace proxer::gateway

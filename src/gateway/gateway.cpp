@@ -1,0 +1,176 @@
+#include "gateway/gateway.h"
+
+#include "core/log.h"
+#include "gateway/agent_conn.h"
+
+namespace proxer::gateway {
+
+namespace {
+constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
+
+std::shared_ptr<spdlog::logger> logger() {
+  static const auto l = log::get("gateway");  // NOLINT: immutable after first use
+  return l;
+}
+
+bool is_loopback(const std::string& host_port) {
+  std::string host, port;
+  if (!transport::split_host_port(host_port, host, port)) return false;
+  error_code ec;
+  auto a = net::ip::make_address(host, ec);
+  return !ec && a.is_loopback();
+}
+}  // namespace
+
+Gateway::Gateway(net::any_io_executor ex, config::GatewayConfig cfg)
+    : ex_(ex),
+      ctx_(std::make_unique<Context>(std::move(cfg))),
+      public_(ex, *ctx_),
+      admin_(ex, *ctx_),
+      agent_acceptor_(ex) {}
+
+Gateway::~Gateway() = default;
+
+std::uint16_t Gateway::agent_port() const {
+  error_code ec;
+  return agent_acceptor_.local_endpoint(ec).port();
+}
+
+std::string Gateway::bind() {
+  const auto& cfg = ctx_->cfg;
+  auto describe = [](const char* what, const std::string& addr, error_code ec) {
+    std::string msg = std::string("cannot listen on ") + addr + " (" + what + "): " + ec.message();
+    if (ec == net::error::address_in_use) msg += " — is another process using this port?";
+    return msg;
+  };
+  if (auto ec = public_.listen(cfg.listen)) return describe("public listener", cfg.listen, ec);
+  if (auto ec = transport::listen_tcp(agent_acceptor_, cfg.agent_listen)) {
+    return describe("agent listener", cfg.agent_listen, ec);
+  }
+  if (auto ec = admin_.listen(cfg.admin_listen)) {
+    return describe("admin listener", cfg.admin_listen, ec);
+  }
+  if (!cfg.tls_cert.empty()) {
+    try {
+      tls_ = transport::make_server_tls_context(cfg.tls_cert, cfg.tls_key);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  }
+  ctx_->public_port = public_.port();
+  ctx_->public_url = cfg.public_url;
+  if (ctx_->public_url.empty()) {
+    ctx_->public_url = "http://" + cfg.domain;
+    if (ctx_->public_port != 80) ctx_->public_url += ":" + std::to_string(ctx_->public_port);
+  }
+  return {};
+}
+
+void Gateway::start() {
+  const auto& cfg = ctx_->cfg;
+  public_.start();
+  admin_.start();
+  net::co_spawn(ex_, agent_accept_loop(), DetachedTask{"agent accept loop"});
+  logger()->info("public HTTP on {} (tunnels at http://{{name}}.{}:{}/ and /t/{{name}}/)",
+                 cfg.listen, cfg.domain, public_.port());
+  logger()->info("agents on {} ({})", cfg.agent_listen, tls_ ? "TLS" : "plain TCP");
+  logger()->info("admin on {}", cfg.admin_listen);
+  if (!tls_ && !is_loopback(cfg.agent_listen)) {
+    logger()->warn(
+        "agents connect to {} without TLS: tokens and traffic cross the network in clear text; "
+        "set --tls-cert/--tls-key",
+        cfg.agent_listen);
+  }
+  if (cfg.token.empty()) {
+    logger()->warn("no agent token configured: any agent may register tunnels (set --token)");
+  }
+}
+
+awaitable<void> Gateway::agent_accept_loop() {
+  for (;;) {
+    auto [ec, sock] = co_await agent_acceptor_.async_accept(use_nothrow);
+    if (!agent_acceptor_.is_open()) co_return;
+    if (ec) {
+      net::steady_timer t(ex_, std::chrono::milliseconds(50));
+      co_await t.async_wait(use_nothrow);
+      continue;
+    }
+    // The handshake runs in its own coroutine: a slow agent never stalls the accept loop.
+    net::co_spawn(ex_, agent_handshake(std::move(sock)), DetachedTask{"agent handshake"});
+  }
+}
+
+awaitable<void> Gateway::agent_handshake(tcp::socket sock) {
+  error_code ec;
+  sock.set_option(tcp::no_delay(true), ec);
+  const auto remote = sock.remote_endpoint(ec);
+  const auto& cfg = ctx_->cfg;
+  tunnel::SessionOptions opts;
+  opts.opener = true;
+  opts.max_payload = cfg.max_frame;
+  opts.window = cfg.window;
+  opts.max_streams = cfg.max_streams_per_session;
+  opts.idle_timeout = cfg.session_ttl;
+  opts.name = "gateway";
+  std::shared_ptr<tunnel::Session> session;
+  if (tls_) {
+    auto [hec, tls] = co_await transport::tls_server_handshake(
+        std::move(sock), *tls_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(kTlsHandshakeTimeout));
+    if (hec) {
+      logger()->info("TLS handshake with {} failed: {}", remote.address().to_string(),
+                     hec.message());
+      co_return;
+    }
+    session = std::make_shared<tunnel::Session>(transport::Stream(std::move(tls)), opts);
+  } else {
+    session = std::make_shared<tunnel::Session>(transport::Stream(std::move(sock)), opts);
+  }
+  if (stopping_) {
+    session->close(proto::ErrorCode::Shutdown, "gateway shutting down");
+    co_return;
+  }
+  auto conn = std::make_shared<AgentConn>(*ctx_, session);
+  conn->start();
+}
+
+void Gateway::shutdown(std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  ctx_->draining = true;
+  error_code ec;
+  agent_acceptor_.close(ec);
+  public_.drain();
+  for (auto& a : ctx_->registry.agents()) {
+    a->session()->go_away(proto::ErrorCode::Shutdown, "gateway shutting down");
+  }
+  logger()->info("draining: {} connection(s), {} request(s) in flight", public_.connections(),
+                 ctx_->stats.requests_active);
+  net::co_spawn(ex_, drain(std::move(done)), DetachedTask{"drain"});
+}
+
+awaitable<void> Gateway::drain(std::function<void()> done) {
+  const auto deadline = std::chrono::steady_clock::now() + ctx_->cfg.shutdown_grace;
+  net::steady_timer t(ex_);
+  while (ctx_->stats.requests_active > 0 && std::chrono::steady_clock::now() < deadline) {
+    t.expires_after(std::chrono::milliseconds(20));
+    co_await t.async_wait(use_nothrow);
+    public_.drain();  // connections that became idle since
+  }
+  if (ctx_->stats.requests_active > 0) {
+    logger()->warn("grace period over: {} request(s) still in flight are cut",
+                   ctx_->stats.requests_active);
+  }
+  public_.close_all();
+  admin_.stop();
+  for (auto& a : ctx_->registry.agents()) {
+    a->session()->close(proto::ErrorCode::Shutdown, "gateway stopped");
+  }
+  // Let the ERROR/GOAWAY frames and final responses flush.
+  t.expires_after(std::chrono::milliseconds(50));
+  co_await t.async_wait(use_nothrow);
+  logger()->info("stopped");
+  done();
+}
+
+}  // namespace proxer::gateway

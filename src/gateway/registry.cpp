@@ -1,0 +1,84 @@
+#include "gateway/registry.h"
+
+#include "gateway/agent_conn.h"
+
+namespace proxer::gateway {
+
+std::shared_ptr<Tunnel> Registry::find(std::string_view name) const {
+  auto it = tunnels_.find(std::string(name));
+  return it == tunnels_.end() ? nullptr : it->second;
+}
+
+bool Registry::add(std::shared_ptr<Tunnel> t, std::string* error) {
+  auto it = tunnels_.find(t->name);
+  if (it != tunnels_.end()) {
+    auto& old = it->second;
+    const bool live = old->session && !old->session->closed();
+    if (live && old->session != t->session) {
+      *error = "tunnel name '" + t->name + "' is already served by agent '" + old->agent_id + "'";
+      return false;
+    }
+  }
+  tunnels_[t->name] = std::move(t);
+  return true;
+}
+
+void Registry::remove(std::string_view name, const tunnel::Session* session) {
+  auto it = tunnels_.find(std::string(name));
+  if (it == tunnels_.end() || it->second->session.get() != session) return;
+  for (auto& s : it->second->idle) s->reset(proto::ErrorCode::Cancelled);
+  it->second->idle.clear();
+  tunnels_.erase(it);
+}
+
+std::vector<std::shared_ptr<Tunnel>> Registry::all() const {
+  std::vector<std::shared_ptr<Tunnel>> out;
+  out.reserve(tunnels_.size());
+  for (const auto& [name, t] : tunnels_) out.push_back(t);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->name < b->name; });
+  return out;
+}
+
+std::shared_ptr<AgentConn> Registry::agent(std::string_view id) const {
+  auto it = agents_.find(std::string(id));
+  return it == agents_.end() ? nullptr : it->second.lock();
+}
+
+void Registry::set_agent(const std::string& id, std::shared_ptr<AgentConn> conn) {
+  agents_[id] = conn;
+}
+
+void Registry::remove_agent(const std::string& id, const AgentConn* conn) {
+  auto it = agents_.find(id);
+  if (it == agents_.end()) return;
+  auto cur = it->second.lock();
+  if (!cur || cur.get() == conn) agents_.erase(it);
+}
+
+std::vector<std::shared_ptr<AgentConn>> Registry::agents() const {
+  std::vector<std::shared_ptr<AgentConn>> out;
+  for (const auto& [id, w] : agents_) {
+    if (auto a = w.lock()) out.push_back(a);
+  }
+  return out;
+}
+
+std::shared_ptr<tunnel::Stream> take_idle_stream(Tunnel& t) {
+  while (!t.idle.empty()) {
+    auto s = std::move(t.idle.back());
+    t.idle.pop_back();
+    if (s->reusable()) return s;
+    s->reset(proto::ErrorCode::Cancelled);
+  }
+  return nullptr;
+}
+
+void give_back_stream(Tunnel& t, std::shared_ptr<tunnel::Stream> s, std::size_t max_idle) {
+  if (!s->reusable() || t.idle.size() >= max_idle || !t.session || t.session->closed()) {
+    s->reset(proto::ErrorCode::Cancelled);
+    return;
+  }
+  t.idle.push_back(std::move(s));
+}
+
+}  // namespace proxer::gateway

@@ -1,0 +1,380 @@
+// Routing, header hygiene and head serialisation. Framing checks live in head_check.cpp.
+#include "http/rules.h"
+
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/char_class.h"
+
+namespace proxer::http {
+namespace {
+
+constexpr std::string_view kProxerToken = "X-Proxer-Token";
+constexpr std::string_view kXForwardedFor = "X-Forwarded-For";
+constexpr std::string_view kXForwardedProto = "X-Forwarded-Proto";
+constexpr std::string_view kXForwardedHost = "X-Forwarded-Host";
+
+// Whether any Connection line of f lists `token` (case-insensitive).
+bool connection_has(const bhttp::fields& f, std::string_view token) {
+  const auto range = f.equal_range(bhttp::field::connection);
+  for (auto it = range.first; it != range.second; ++it) {
+    if (chars::any_list_item(it->value(),
+                             [&](std::string_view item) { return chars::iequals(item, token); })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Appends item to the list header `name`, merging every existing line into one.
+template <typename Name>
+void append_to_list(bhttp::fields& f, Name name, std::string_view item) {
+  std::string merged;
+  const auto range = f.equal_range(name);
+  for (auto it = range.first; it != range.second; ++it) {
+    const auto v = chars::trim_ows(it->value());
+    if (v.empty()) continue;
+    merged.append(v);
+    merged.append(", ");
+  }
+  merged.append(item);
+  f.set(name, merged);
+}
+
+// A Forwarded parameter value (RFC 7239 §4): a token as is, anything else as a quoted-string.
+void append_forwarded_value(std::string& out, std::string_view v) {
+  if (chars::is_token(v)) {
+    out.append(v);
+    return;
+  }
+  out.push_back('"');
+  for (char c : v) {
+    if (!chars::is_value_char(c)) continue;
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
+std::string_view strip_brackets(std::string_view ip) {
+  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') return ip.substr(1, ip.size() - 2);
+  return ip;
+}
+
+// Standard base64 (RFC 4648 §4), padding optional; nullopt on any character outside the alphabet.
+std::optional<std::string> decode_base64(std::string_view in) {
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  if (in.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v;
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      v = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      v = c - '0' + 52;
+    } else if (c == '+') {
+      v = 62;
+    } else if (c == '/') {
+      v = 63;
+    } else {
+      return std::nullopt;
+    }
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+// Appends a field value with every byte that could end the line or confuse a parser (CTLs other
+// than HTAB, DEL) written as SP.
+void append_sanitized(std::string& out, std::string_view v) {
+  bool clean = true;
+  for (char c : v) {
+    if (!chars::is_value_char(c)) {
+      clean = false;
+      break;
+    }
+  }
+  if (clean) {
+    out.append(v);
+    return;
+  }
+  for (char c : v) out.push_back(chars::is_value_char(c) ? c : ' ');
+}
+
+void append_fields(std::string& out, const bhttp::fields& f) {
+  for (const auto& field : f) {
+    const auto name = field.name_string();
+    if (!chars::is_token(name)) continue;
+    out.append(name);
+    out.append(": ");
+    append_sanitized(out, field.value());
+    out.append("\r\n");
+  }
+}
+
+void append_status_line(std::string& out, unsigned status, std::string_view reason) {
+  if (status < 100 || status > 999) status = 500;
+  std::array<char, 3> code{};
+  std::to_chars(code.data(), code.data() + code.size(), status);
+  out.append("HTTP/1.1 ");
+  out.append(code.data(), code.size());
+  out.push_back(' ');
+  append_sanitized(out, reason);
+  out.append("\r\n");
+}
+
+std::string_view standard_reason(unsigned status) {
+  const std::string_view r = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  return r.starts_with('<') ? std::string_view("Unknown") : r;  // Beast says "<unknown-status>"
+}
+
+}  // namespace
+
+// --- Routing -----------------------------------------------------------------------------------
+
+bool valid_tunnel_name(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> tunnel_from_host(std::string_view host_header, std::string_view domain) {
+  auto host = chars::trim_ows(host_header);
+  if (host.empty() || host.front() == '[') return std::nullopt;  // IPv6 literal
+  if (const auto colon = host.find(':'); colon != std::string_view::npos) {
+    for (char c : host.substr(colon + 1)) {
+      // Also rejects an unbracketed IPv6 address (a second colon).
+      if (c < '0' || c > '9') return std::nullopt;
+    }
+    host = host.substr(0, colon);
+  }
+  if (host.ends_with('.')) host.remove_suffix(1);
+  domain = chars::trim_ows(domain);
+  domain = domain.substr(0, domain.find(':'));  // "localhost:8080" as configured
+  if (domain.starts_with('.')) domain.remove_prefix(1);
+  if (domain.ends_with('.')) domain.remove_suffix(1);
+  if (domain.empty() || host.size() < domain.size() + 2) return std::nullopt;
+  const auto label_len = host.size() - domain.size() - 1;
+  if (host[label_len] != '.' || !chars::iequals(host.substr(label_len + 1), domain)) {
+    return std::nullopt;
+  }
+  std::string label(host.substr(0, label_len));
+  for (char& c : label) c = chars::to_lower(c);
+  // A dot in the label means a deeper subdomain, which valid_tunnel_name refuses.
+  if (!valid_tunnel_name(label)) return std::nullopt;
+  return label;
+}
+
+std::optional<PathRoute> tunnel_from_path(std::string_view target) {
+  constexpr std::string_view kPrefix = "/t/";
+  if (!target.starts_with(kPrefix)) return std::nullopt;
+  target.remove_prefix(kPrefix.size());
+  const auto end = target.find_first_of("/?");
+  const auto name = target.substr(0, end);
+  if (!valid_tunnel_name(name)) return std::nullopt;
+  PathRoute route{std::string(name), {}};
+  if (end == std::string_view::npos) {
+    route.rest = "/";
+  } else if (target[end] == '?') {
+    route.rest.reserve(1 + target.size() - end);
+    route.rest.push_back('/');
+    route.rest.append(target.substr(end));
+  } else {
+    route.rest.assign(target.substr(end));
+  }
+  return route;
+}
+
+// --- Header hygiene ----------------------------------------------------------------------------
+
+void strip_hop_by_hop(bhttp::fields& f, bool keep_upgrade) {
+  // Connection lines stay until the end: their values are the list being matched against.
+  const bool has_connection = f.find(bhttp::field::connection) != f.end();
+  for (auto it = f.begin(); it != f.end();) {
+    bool drop = false;
+    switch (it->name()) {
+      case bhttp::field::connection:
+      case bhttp::field::host:
+      case bhttp::field::content_length:
+        break;
+      case bhttp::field::keep_alive:
+      case bhttp::field::proxy_connection:
+      case bhttp::field::te:
+      case bhttp::field::trailer:
+      case bhttp::field::transfer_encoding:
+      case bhttp::field::proxy_authenticate:
+      case bhttp::field::proxy_authorization:
+        drop = true;
+        break;
+      case bhttp::field::upgrade:
+        drop = !keep_upgrade;
+        break;
+      default:
+        drop = has_connection && connection_has(f, it->name_string());
+        break;
+    }
+    it = drop ? f.erase(it) : std::next(it);
+  }
+  f.erase(bhttp::field::connection);
+  if (keep_upgrade && f.find(bhttp::field::upgrade) != f.end()) {
+    f.set(bhttp::field::connection, "Upgrade");
+  }
+}
+
+void add_forwarded(bhttp::fields& f, std::string_view client_ip, std::string_view proto,
+                   std::string_view host) {
+  const auto ip = strip_brackets(client_ip);
+  append_to_list(f, kXForwardedFor, ip.empty() ? std::string_view("unknown") : ip);
+  if (!proto.empty()) f.set(kXForwardedProto, proto);
+  if (!host.empty()) f.set(kXForwardedHost, host);
+
+  std::string element = "for=";
+  if (ip.empty()) {
+    element.append("unknown");
+  } else if (ip.find(':') != std::string_view::npos) {
+    // RFC 7239 §6: an IPv6 node is bracketed, and brackets make it a quoted-string.
+    element.append("\"[");
+    element.append(ip);
+    element.append("]\"");
+  } else {
+    append_forwarded_value(element, ip);
+  }
+  if (!proto.empty()) {
+    element.append(";proto=");
+    append_forwarded_value(element, proto);
+  }
+  if (!host.empty()) {
+    element.append(";host=");
+    append_forwarded_value(element, host);
+  }
+  append_to_list(f, bhttp::field::forwarded, element);
+}
+
+std::vector<TokenCandidate> tunnel_token_sources(const bhttp::fields& f) {
+  std::vector<TokenCandidate> out;
+  const auto headers = f.equal_range(kProxerToken);
+  for (auto it = headers.first; it != headers.second; ++it) {
+    const auto v = chars::trim_ows(it->value());
+    if (!v.empty()) out.push_back({std::string(v), TokenSource::Header});
+  }
+  const auto auths = f.equal_range(bhttp::field::authorization);
+  for (auto it = auths.first; it != auths.second; ++it) {
+    const auto v = chars::trim_ows(it->value());
+    const auto sp = v.find(' ');
+    if (sp == std::string_view::npos) continue;
+    const auto scheme = v.substr(0, sp);
+    const auto credentials = chars::trim_ows(v.substr(sp + 1));
+    if (credentials.empty()) continue;
+    if (chars::iequals(scheme, "Bearer")) {
+      out.push_back({std::string(credentials), TokenSource::Bearer});
+    } else if (chars::iequals(scheme, "Basic")) {
+      auto decoded = decode_base64(credentials);
+      if (!decoded) continue;
+      const auto colon = decoded->find(':');
+      if (colon == std::string::npos || colon + 1 == decoded->size()) continue;
+      out.push_back({decoded->substr(colon + 1), TokenSource::Basic});
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> tunnel_token_candidates(const bhttp::fields& f) {
+  std::vector<std::string> out;
+  for (auto& c : tunnel_token_sources(f)) out.push_back(std::move(c.value));
+  return out;
+}
+
+void strip_tunnel_token(bhttp::fields& f, bool authorization_used) {
+  f.erase(kProxerToken);
+  if (authorization_used) f.erase(bhttp::field::authorization);
+}
+
+// --- Serialisation -----------------------------------------------------------------------------
+
+void serialize_request_head(const bhttp::request_header<>& h, std::string& out) {
+  const auto method = h.method_string();
+  const auto target = h.target();
+  out.reserve(out.size() + method.size() + target.size() + 512);
+  for (char c : method) {
+    if (chars::is_token_char(c)) out.push_back(c);
+  }
+  out.push_back(' ');
+  if (target.empty()) {
+    out.push_back('/');
+  } else {
+    // SP and CTLs would split the request line; percent-encode them.
+    constexpr std::string_view kHex = "0123456789ABCDEF";
+    for (char c : target) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u > 0x20 && u != 0x7F) {
+        out.push_back(c);
+      } else {
+        out.push_back('%');
+        out.push_back(kHex[u >> 4]);
+        out.push_back(kHex[u & 0x0F]);
+      }
+    }
+  }
+  out.append(" HTTP/1.1\r\n");
+  append_fields(out, h);
+  out.append("\r\n");
+}
+
+void serialize_response_head(const bhttp::response_header<>& h, std::string& out) {
+  out.reserve(out.size() + 512);
+  const auto status = h.result_int();
+  auto reason = h.reason();
+  if (reason.empty() || reason.starts_with('<')) reason = standard_reason(status);
+  append_status_line(out, status, reason);
+  append_fields(out, h);
+  out.append("\r\n");
+}
+
+std::string error_response(unsigned status, std::string_view error_code, std::string_view message,
+                           bool keep_alive) {
+  std::array<char, 20> len{};
+  const auto len_end = std::to_chars(len.data(), len.data() + len.size(), message.size() + 1).ptr;
+  std::string out;
+  out.reserve(160 + error_code.size() + message.size());
+  append_status_line(out, status, standard_reason(status));
+  out.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  out.append(len.data(), len_end);
+  out.append("\r\nCache-Control: no-store\r\nX-Proxer-Error: ");
+  for (char c : error_code) out.push_back(chars::is_token_char(c) ? c : '_');
+  out.append("\r\n");
+  if (!keep_alive) out.append("Connection: close\r\n");
+  out.append("\r\n");
+  out.append(message);
+  out.push_back('\n');
+  return out;
+}
+
+bool wants_keep_alive(const bhttp::request_header<>& h) {
+  if (connection_has(h, "close")) return false;
+  return h.version() >= 11 || connection_has(h, "keep-alive");
+}
+
+bool is_upgrade(const bhttp::request_header<>& h) {
+  if (h.version() < 11 || !connection_has(h, "upgrade")) return false;
+  const auto it = h.find(bhttp::field::upgrade);
+  return it != h.end() && !chars::trim_ows(it->value()).empty();
+}
+
+}  // namespace proxer::http

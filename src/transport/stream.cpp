@@ -1,0 +1,241 @@
+#include "transport/stream.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <fstream>
+#include <stdexcept>
+
+namespace proxer::transport {
+
+using namespace net::experimental::awaitable_operators;
+
+awaitable<std::pair<error_code, std::size_t>> Stream::read_some(net::mutable_buffer buf) {
+  auto [ec, n] = co_await std::visit(
+      [&](auto& s) { return s.async_read_some(buf, use_nothrow); }, v_);
+  co_return std::pair{ec, n};
+}
+
+awaitable<std::pair<error_code, std::size_t>> Stream::write(
+    std::span<const net::const_buffer> bufs) {
+  auto [ec, n] =
+      co_await std::visit([&](auto& s) { return net::async_write(s, bufs, use_nothrow); }, v_);
+  co_return std::pair{ec, n};
+}
+
+tcp::socket* Stream::tcp_socket() {
+  if (auto* s = std::get_if<tcp::socket>(&v_)) return s;
+  if (auto* t = std::get_if<TlsStream>(&v_)) return &t->next_layer();
+  return nullptr;
+}
+
+void Stream::shutdown_send() {
+  error_code ec;
+  if (auto* s = std::get_if<UnixSocket>(&v_)) {
+    s->shutdown(net::socket_base::shutdown_send, ec);
+  } else if (auto* t = tcp_socket()) {
+    t->shutdown(net::socket_base::shutdown_send, ec);
+  }
+}
+
+void Stream::close() {
+  error_code ec;
+  if (auto* s = std::get_if<UnixSocket>(&v_)) {
+    s->close(ec);
+  } else if (auto* t = tcp_socket()) {
+    t->close(ec);
+  }
+}
+
+void Stream::cancel() {
+  error_code ec;
+  if (auto* s = std::get_if<UnixSocket>(&v_)) {
+    s->cancel(ec);
+  } else if (auto* t = tcp_socket()) {
+    t->cancel(ec);
+  }
+}
+
+std::string Stream::remote_address() const {
+  error_code ec;
+  if (std::holds_alternative<UnixSocket>(v_)) return "unix";
+  const tcp::socket* t = std::holds_alternative<tcp::socket>(v_)
+                             ? &std::get<tcp::socket>(v_)
+                             : &std::get<TlsStream>(v_).next_layer();
+  auto ep = t->remote_endpoint(ec);
+  if (ec) return "unknown";
+  auto addr = ep.address();
+  if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
+  return addr.to_string() + ":" + std::to_string(ep.port());
+}
+
+const char* Stream::carrier() const {
+  switch (v_.index()) {
+    case 0: return "tcp";
+    case 1: return "tls";
+    default: return "unix";
+  }
+}
+
+bool split_host_port(std::string_view in, std::string& host, std::string& port) {
+  if (in.empty()) return false;
+  std::size_t colon;
+  if (in.front() == '[') {
+    auto close = in.find(']');
+    if (close == std::string_view::npos || close + 1 >= in.size() || in[close + 1] != ':') {
+      return false;
+    }
+    host = std::string(in.substr(1, close - 1));
+    colon = close + 1;
+  } else {
+    colon = in.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    host = std::string(in.substr(0, colon));
+    if (host.find(':') != std::string::npos) return false;
+  }
+  port = std::string(in.substr(colon + 1));
+  if (port.empty() || port.size() > 5) return false;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+  }
+  return std::stoul(port) <= 65535;
+}
+
+namespace {
+// Runs `op` with a deadline: the timer closes nothing, it cancels the operation (the || operator
+// cancels the loser).
+template <typename T>
+awaitable<std::pair<error_code, T>> with_deadline(awaitable<std::pair<error_code, T>> op,
+                                                 std::chrono::milliseconds timeout) {
+  net::steady_timer timer(co_await net::this_coro::executor, timeout);
+  auto result = co_await (std::move(op) || timer.async_wait(net::use_awaitable));
+  if (result.index() == 0) co_return std::move(std::get<0>(result));
+  co_return std::pair<error_code, T>{net::error::timed_out, T(co_await net::this_coro::executor)};
+}
+
+awaitable<std::pair<error_code, tcp::socket>> connect_impl(net::any_io_executor ex,
+                                                           std::string host, std::string port) {
+  tcp::resolver resolver(ex);
+  auto [rec, results] = co_await resolver.async_resolve(host, port, use_nothrow);
+  tcp::socket sock(ex);
+  if (rec) co_return std::pair{rec, std::move(sock)};
+  auto [cec, ep] = co_await net::async_connect(sock, results, use_nothrow);
+  if (!cec) {
+    error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored);
+  }
+  co_return std::pair{cec, std::move(sock)};
+}
+
+// TlsStream has no executor-only constructor; with_deadline needs T(executor) for the timeout
+// value, so wrap the timeout path by hand.
+awaitable<std::pair<error_code, TlsStream>> tls_with_deadline(tcp::socket sock, ssl::context& ctx,
+                                                              std::string server_name, bool client,
+                                                              std::chrono::milliseconds timeout) {
+  auto ex = sock.get_executor();
+  net::steady_timer timer(ex, timeout);
+  tcp::socket* raw = &sock;
+  bool expired = false;
+  timer.async_wait([raw, &expired](error_code ec) {
+    if (!ec) {
+      expired = true;
+      error_code ignored;
+      raw->cancel(ignored);
+    }
+  });
+  // The socket moves into the TLS stream; keep a handle to cancel it through the stream instead.
+  TlsStream s(std::move(sock), ctx);
+  raw = &s.next_layer();
+  if (client && !server_name.empty()) {
+    SSL_set_tlsext_host_name(s.native_handle(), server_name.c_str());
+    s.set_verify_callback(ssl::host_name_verification(server_name));
+  }
+  auto [ec] = co_await s.async_handshake(client ? ssl::stream_base::client : ssl::stream_base::server,
+                                         use_nothrow);
+  timer.cancel();
+  if (expired) ec = net::error::timed_out;
+  co_return std::pair{ec, std::move(s)};
+}
+
+}  // namespace
+
+awaitable<std::pair<error_code, tcp::socket>> connect_tcp(net::any_io_executor ex,
+                                                         const std::string& host,
+                                                         const std::string& port,
+                                                         std::chrono::milliseconds timeout) {
+  co_return co_await with_deadline<tcp::socket>(connect_impl(ex, host, port), timeout);
+}
+
+awaitable<std::pair<error_code, TlsStream>> tls_client_handshake(
+    tcp::socket sock, ssl::context& ctx, const std::string& server_name,
+    std::chrono::milliseconds timeout) {
+  co_return co_await tls_with_deadline(std::move(sock), ctx, server_name, true, timeout);
+}
+
+awaitable<std::pair<error_code, TlsStream>> tls_server_handshake(
+    tcp::socket sock, ssl::context& ctx, std::chrono::milliseconds timeout) {
+  co_return co_await tls_with_deadline(std::move(sock), ctx, {}, false, timeout);
+}
+
+std::shared_ptr<ssl::context> make_client_tls_context(const std::string& ca_file, bool insecure) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  if (insecure) {
+    ctx->set_verify_mode(ssl::verify_none);
+    return ctx;
+  }
+  ctx->set_verify_mode(ssl::verify_peer);
+  error_code ec;
+  if (!ca_file.empty()) {
+    ctx->load_verify_file(ca_file, ec);
+    if (ec) throw std::runtime_error("cannot load CA file '" + ca_file + "': " + ec.message());
+  } else {
+    ctx->set_default_verify_paths(ec);
+    if (ec) throw std::runtime_error("cannot load the system CA store: " + ec.message());
+  }
+  return ctx;
+}
+
+std::shared_ptr<ssl::context> make_server_tls_context(const std::string& cert_file,
+                                                      const std::string& key_file) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                   ssl::context::single_dh_use);
+  error_code ec;
+  ctx->use_certificate_chain_file(cert_file, ec);
+  if (ec) throw std::runtime_error("cannot load certificate '" + cert_file + "': " + ec.message());
+  ctx->use_private_key_file(key_file, ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("cannot load private key '" + key_file + "': " + ec.message());
+  return ctx;
+}
+
+error_code listen_tcp(tcp::acceptor& acceptor, const std::string& host_port, int backlog) {
+  std::string host, port;
+  if (!split_host_port(host_port, host, port)) return net::error::invalid_argument;
+  error_code ec;
+  auto addr = net::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
+  if (ec) {
+    // A host name: resolve synchronously (start-up only).
+    tcp::resolver r(acceptor.get_executor());
+    auto results = r.resolve(host, port, ec);
+    if (ec || results.empty()) return ec ? ec : net::error::host_not_found;
+    addr = results.begin()->endpoint().address();
+  }
+  tcp::endpoint ep(addr, static_cast<unsigned short>(std::stoul(port)));
+  acceptor.open(ep.protocol(), ec);
+  if (ec) return ec;
+  acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  acceptor.bind(ep, ec);
+  if (ec) {
+    acceptor.close();
+    return ec;
+  }
+  acceptor.listen(backlog, ec);
+  return ec;
+}
+
+}  // namespace proxer::transport

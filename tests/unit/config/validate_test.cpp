@@ -1,0 +1,251 @@
+// validate() on assembled configs: each rule, all findings at once, parsed agent fields.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace proxer::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string join(const std::vector<std::string>& errors) {
+  std::string out;
+  for (const auto& e : errors) out += e + "\n";
+  return out;
+}
+
+bool has_error(const std::vector<std::string>& errors, const std::string& needle) {
+  return std::any_of(errors.begin(), errors.end(),
+                     [&](const std::string& e) { return e.find(needle) != std::string::npos; });
+}
+
+AgentConfig valid_agent() {
+  AgentConfig c;
+  c.gateway = "tls://gw.example.com:8443";
+  c.tunnels.push_back(*parse_tunnel_spec("app=3000", nullptr));
+  return c;
+}
+
+TEST(ValidateGateway, EachRuleReportsItsKey) {
+  struct Case {
+    const char* what;
+    std::function<void(GatewayConfig&)> edit;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {"no port", [](auto& c) { c.listen = "0.0.0.0"; }, "listen: expected \"host:port\""},
+      {"port range", [](auto& c) { c.agent_listen = "0.0.0.0:65536"; },
+       "agent_listen: port must be 0-65535"},
+      {"bad host", [](auto& c) { c.admin_listen = "bad host:1"; }, "admin_listen: invalid host"},
+      {"same port", [](auto& c) { c.agent_listen = "127.0.0.1:8080"; },
+       "agent_listen: uses the same port as listen (8080)"},
+      {"domain case", [](auto& c) { c.domain = "Tunnel.Example.com"; }, "domain: invalid DNS name"},
+      {"domain label", [](auto& c) { c.domain = "a..b"; }, "each label must have 1-63"},
+      {"domain dash", [](auto& c) { c.domain = "-a.b"; }, "cannot start or end with '-'"},
+      {"domain empty", [](auto& c) { c.domain = ""; }, "domain: must not be empty"},
+      {"url scheme", [](auto& c) { c.public_url = "ftp://x"; }, "public_url: expected"},
+      {"url path", [](auto& c) { c.public_url = "https://x.example.com/base"; },
+       "public_url: must be a base URL without path"},
+      {"url port", [](auto& c) { c.public_url = "http://x:0"; }, "public_url: port must be"},
+      {"token", [](auto& c) { c.token = Secret("a b"); },
+       "token: must not contain whitespace or control characters"},
+      {"token size", [](auto& c) { c.token = Secret(std::string(5000, 'x')); },
+       "token: must be at most 4096 bytes"},
+      {"key only", [](auto& c) { c.tls_key = "/etc/hostname"; },
+       "tls.cert: required when tls.key is set"},
+      {"unreadable", [](auto& c) { c.tls_cert = c.tls_key = "/nonexistent"; },
+       "tls.cert: cannot read \"/nonexistent\""},
+      {"directory", [](auto& c) { c.tls_cert = c.tls_key = "/"; }, "is a directory"},
+      {"zero timeout", [](auto& c) { c.request_timeout = 0ms; },
+       "timeouts.request: must be greater than 0"},
+      {"negative", [](auto& c) { c.header_timeout = -1s; }, "timeouts.header: must be greater"},
+      {"huge", [](auto& c) { c.idle_timeout = 48h; }, "timeouts.idle: must be at most 24h"},
+      {"grace", [](auto& c) { c.shutdown_grace = 0ms; }, "timeouts.shutdown_grace"},
+      {"heartbeat", [](auto& c) { c.heartbeat_interval = 40s; },
+       "session.heartbeat_interval: must be shorter than session.ttl (40s >= 30s)"},
+      {"ttl", [](auto& c) { c.session_ttl = 0ms; }, "session.ttl: must be greater than 0"},
+      {"frame small", [](auto& c) { c.max_frame = 100; },
+       "session.max_frame: must be between 1KiB and 1MiB, got 100B"},
+      {"frame>window", [](auto& c) { c.window = 16 * 1024; },
+       "session.max_frame: must be at most session.window (64KiB > 16KiB)"},
+      {"window big", [](auto& c) { c.window = 2u << 30; },
+       "session.window: must be between 1KiB and 1GiB"},
+      {"streams", [](auto& c) { c.max_streams_per_session = 0; },
+       "session.max_streams: must be at least 1"},
+      {"header bytes", [](auto& c) { c.max_header_bytes = 100; },
+       "limits.max_header_bytes: must be between 1KiB and 1MiB"},
+      {"connections", [](auto& c) { c.max_connections = 0; },
+       "limits.max_connections: must be at least 1"},
+      {"pool", [](auto& c) { c.pool_idle_timeout = 0ms; }, "pool.idle_timeout"},
+      {"level", [](auto& c) { c.log_level = "warning"; }, "log.level: expected one of"},
+  };
+  for (const auto& c : cases) {
+    GatewayConfig cfg;
+    c.edit(cfg);
+    const auto errors = validate(cfg);
+    EXPECT_TRUE(has_error(errors, c.want)) << c.what << ": missing \"" << c.want << "\" in:\n"
+                                           << join(errors);
+  }
+}
+
+TEST(ValidateGateway, AcceptsEdgeValues) {
+  GatewayConfig c;
+  c.listen = "127.0.0.1:0";  // port 0: any free port, and never a clash
+  c.agent_listen = "127.0.0.1:0";
+  c.admin_listen = "[::1]:0";
+  c.domain = "127.0.0.1";
+  c.public_url = "https://[2001:db8::1]:8443/";
+  c.max_body_bytes = 0;
+  c.pool_idle_per_tunnel = 0;
+  c.max_frame = 1024;
+  c.window = 1024;
+  c.heartbeat_interval = 29'999ms;
+  EXPECT_TRUE(validate(c).empty()) << join(validate(c));
+  c.listen = "0.0.0.0:7000";
+  c.agent_listen = "127.0.0.2:7001";
+  c.admin_listen = "127.0.0.1:7002";
+  EXPECT_TRUE(validate(c).empty()) << join(validate(c));
+}
+
+TEST(ValidateGateway, ReportsAllErrorsTogether) {
+  GatewayConfig c;
+  c.listen = "x";
+  c.domain = "";
+  c.request_timeout = 0ms;
+  c.log_level = "loud";
+  c.max_connections = 0;
+  const auto errors = validate(c);
+  EXPECT_EQ(errors.size(), 5u) << join(errors);
+}
+
+TEST(ValidateAgent, FillsAndRefreshesParsedFields) {
+  auto c = valid_agent();
+  c.tunnels.push_back(TunnelConfig{"db", "tcp://[::1]:5432", "", "", false, Secret()});
+  ASSERT_TRUE(validate(c).empty()) << join(validate(c));
+  EXPECT_EQ(c.gateway_scheme, "tls");
+  EXPECT_EQ(c.gateway_host, "gw.example.com");
+  EXPECT_EQ(c.gateway_port, "8443");
+  EXPECT_EQ(tls_server_name(c), "gw.example.com");
+  EXPECT_EQ(c.tunnels[1].host, "::1");
+  EXPECT_EQ(c.tunnels[1].port, "5432");
+  EXPECT_TRUE(c.tunnels[1].tcp);
+
+  // A CLI override after loading: validating again recomputes everything.
+  c.gateway = "tcp://[::1]:9443";
+  c.tunnels[1].url = "8080";
+  ASSERT_TRUE(validate(c).empty()) << join(validate(c));
+  EXPECT_EQ(c.gateway_scheme, "tcp");
+  EXPECT_EQ(c.gateway_host, "::1");
+  EXPECT_EQ(c.gateway_port, "9443");
+  EXPECT_EQ(c.tunnels[1].host, "127.0.0.1");
+  EXPECT_FALSE(c.tunnels[1].tcp);
+
+  // An invalid gateway leaves the parsed fields empty rather than stale.
+  c.gateway = "tcp://nowhere";
+  EXPECT_FALSE(validate(c).empty());
+  EXPECT_TRUE(c.gateway_host.empty());
+}
+
+TEST(ValidateAgent, ReservedCarriersAreNotSupportedYet) {
+  for (const std::string scheme : {"ws", "wss", "http", "https"}) {
+    auto c = valid_agent();
+    c.gateway = scheme + "://gw.example.com:443";
+    const auto errors = validate(c);
+    ASSERT_EQ(errors.size(), 1u) << join(errors);
+    EXPECT_EQ(errors[0],
+              "gateway: the " + scheme + ":// carrier is not supported yet; use tcp:// or tls://");
+  }
+}
+
+TEST(ValidateAgent, EachRuleReportsItsKey) {
+  struct Case {
+    const char* what;
+    std::function<void(AgentConfig&)> edit;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {"no scheme", [](auto& c) { c.gateway = "gw.example.com:8443"; },
+       "gateway: expected \"tcp://host:port\" or \"tls://host:port\" (the scheme is required)"},
+      {"scheme", [](auto& c) { c.gateway = "udp://h:1"; }, "gateway: unknown scheme \"udp\""},
+      {"port 0", [](auto& c) { c.gateway = "tcp://h:0"; }, "gateway: port must be 1-65535"},
+      {"no port", [](auto& c) { c.gateway = "tls://h"; }, "gateway: expected \"host:port\""},
+      {"path", [](auto& c) { c.gateway = "tls://h:1/x"; }, "without a path"},
+      {"ca on tcp",
+       [](auto& c) {
+         c.gateway = "tcp://h:1";
+         c.ca_file = "/etc/hostname";
+       },
+       "ca: only used with a tls:// gateway"},
+      {"insecure on tcp",
+       [](auto& c) {
+         c.gateway = "tcp://h:1";
+         c.insecure = true;
+       },
+       "insecure: only used with a tls:// gateway"},
+      {"sni on tcp",
+       [](auto& c) {
+         c.gateway = "tcp://h:1";
+         c.server_name = "x";
+       },
+       "server_name: only used with a tls:// gateway"},
+      {"insecure+ca",
+       [](auto& c) {
+         c.insecure = true;
+         c.ca_file = "/etc/hostname";
+       },
+       "insecure: contradicts ca"},
+      {"ca missing", [](auto& c) { c.ca_file = "/nonexistent/ca.pem"; },
+       "ca: cannot read \"/nonexistent/ca.pem\""},
+      {"sni", [](auto& c) { c.server_name = "bad name"; }, "server_name: invalid host name"},
+      {"token", [](auto& c) { c.token = Secret("x\ty"); }, "token: must not contain"},
+      {"id", [](auto& c) { c.id = "my agent"; }, "id: invalid agent id"},
+      {"id long", [](auto& c) { c.id = std::string(65, 'a'); }, "id: invalid agent id"},
+      {"dup", [](auto& c) { c.tunnels.push_back(c.tunnels[0]); },
+       "tunnels[1].name: duplicate tunnel name \"app\""},
+      {"name", [](auto& c) { c.tunnels[0].name = "a.b"; }, "tunnels[0].name: invalid tunnel name"},
+      {"url", [](auto& c) { c.tunnels[0].url = ""; }, "tunnels[0].url: required"},
+      {"url form", [](auto& c) { c.tunnels[0].url = "http://h:1/x"; },
+       "tunnels[0].url: a target is scheme://host:port without a path"},
+      {"tunnel token", [](auto& c) { c.tunnels[0].token = Secret(" "); },
+       "tunnels[0].token: must not contain"},
+      {"connect", [](auto& c) { c.connect_timeout = 0ms; }, "timeouts.connect: must be greater"},
+      {"local", [](auto& c) { c.local_connect_timeout = 0ms; }, "timeouts.local_connect"},
+      {"backoff", [](auto& c) { c.reconnect_min = 1min; },
+       "reconnect.min: must be at most reconnect.max (1m > 30s)"},
+      {"backoff max", [](auto& c) { c.reconnect_max = 0ms; }, "reconnect.max: must be greater"},
+      {"level", [](auto& c) { c.log_level = ""; }, "log.level"},
+  };
+  for (const auto& c : cases) {
+    auto cfg = valid_agent();
+    c.edit(cfg);
+    const auto errors = validate(cfg);
+    EXPECT_TRUE(has_error(errors, c.want)) << c.what << ": missing \"" << c.want << "\" in:\n"
+                                           << join(errors);
+  }
+}
+
+TEST(ValidateAgent, AcceptsTlsOptions) {
+  auto c = valid_agent();
+  c.insecure = true;
+  c.server_name = "tunnel.example.com";
+  c.id = "host-01.lab_a";
+  EXPECT_TRUE(validate(c).empty()) << join(validate(c));
+  EXPECT_EQ(tls_server_name(c), "tunnel.example.com");
+}
+
+TEST(ValidateAgent, NeverPrintsTokens) {
+  auto c = valid_agent();
+  c.token = Secret("s3cret value");
+  c.tunnels[0].token = Secret("s3cret\x01");
+  const auto errors = validate(c);
+  EXPECT_EQ(errors.size(), 2u) << errors.size();
+  EXPECT_EQ(join(errors).find("s3cret"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace proxer::config
