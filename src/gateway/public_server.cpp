@@ -17,6 +17,8 @@ namespace {
 
 constexpr std::size_t kMaxResponseHead = 64 * 1024;
 constexpr std::size_t kBodyChunk = 64 * 1024;
+constexpr auto kLingerTimeout = std::chrono::milliseconds(2000);
+constexpr std::size_t kLingerBytes = 1024 * 1024;
 
 std::shared_ptr<spdlog::logger> logger() {
   static const auto l = log::get("http");  // NOLINT: immutable after first use
@@ -77,6 +79,7 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   awaitable<bool> respond_error(unsigned status, std::string_view code, std::string_view msg,
                                 bool keep_alive);
   awaitable<error_code> read_more();
+  awaitable<void> lingering_close();
   // Arms the connection's deadline: on expiry the socket is cancelled and timed_out_ set.
   void arm(std::chrono::milliseconds d);
   void disarm() {
@@ -137,10 +140,33 @@ awaitable<void> ClientConn::run() {
     first = false;
     if (head_len == 0) break;
     auto outcome = co_await handle(head_len);
+    if (outcome == Outcome::Abort) {
+      close();
+      timer_.cancel();
+      co_return;
+    }
     if (outcome != Outcome::KeepAlive) break;
   }
+  co_await lingering_close();
+}
+
+awaitable<void> ClientConn::lingering_close() {
+  // Closing a socket with unread input makes the kernel send RST, which can destroy the
+  // response we just wrote before the client reads it (e.g. a 431 for a client still sending
+  // its oversized head). So: half-close, then read and discard for a bounded time and size.
   error_code ec;
   sock_.shutdown(tcp::socket::shutdown_send, ec);
+  if (!ec && sock_.is_open()) {
+    std::size_t drained = 0;
+    arm(kLingerTimeout);
+    while (drained < kLingerBytes) {
+      buf_.consume(buf_.size());
+      auto rec = co_await read_more();
+      if (rec) break;
+      drained += buf_.size();
+    }
+    disarm();
+  }
   sock_.close(ec);
   timer_.cancel();
 }
@@ -449,7 +475,7 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
     // 1xx responses (other than 101) are relayed and followed by the real one.
     std::size_t have = 0;
     for (;;) {
-      auto data = view(stream->peek());
+      auto data = view(stream->peek_all());
       if (auto e = http::find_head_end(data); e != std::string_view::npos) {
         rhead_len = e;
         break;
@@ -500,7 +526,7 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
                                     "' closed the connection without a response");
       }
     }
-    const auto rhead = view(stream->peek()).substr(0, rhead_len);
+    const auto rhead = view(stream->peek_all()).substr(0, rhead_len);
     if (auto bad = http::check_response_head(rhead)) {
       stream->reset(proto::ErrorCode::Cancelled);
       co_return co_await fail(502, "bad_response", "malformed response from the local service: " + *bad);
@@ -613,8 +639,10 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
     }
   } else if (chunked_res) {
     std::array<char, 8192> sink;
+    bool need_all = false;  // the parser needs bytes beyond the front chunk
     while (!rp.is_done() && body_ok) {
-      auto data = view(stream->peek());
+      auto data = view(need_all ? stream->peek_all() : stream->peek());
+      need_all = false;
       if (data.empty()) {
         if (co_await stream->wait_readable()) {
           body_ok = false;
@@ -637,7 +665,9 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
         }
         stream->consume(n);
       } else if (pec == bhttp::error::need_more) {
-        if (co_await stream->wait_more(data.size())) {
+        if (stream->buffered() > data.size()) {
+          need_all = true;
+        } else if (co_await stream->wait_more(data.size())) {
           body_ok = false;
           break;
         }

@@ -1,8 +1,12 @@
 #pragma once
-// A FIFO of bytes in one contiguous vector: append at the back, consume from the front. Compacts
-// lazily, and gives memory back when it drains after a burst, so an idle stream costs nothing.
+// A FIFO of received bytes, kept as a list of chunks whose bytes never move until consumed:
+// a caller may write straight from peek() while more data is appended (zero-copy relay).
+// Appends fill the last chunk only within its capacity (no reallocation), else start a new
+// chunk. An empty queue holds no memory, so an idle stream costs nothing.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <span>
 #include <vector>
 
@@ -10,37 +14,72 @@ namespace proxer::tunnel {
 
 class ByteQueue {
  public:
-  std::size_t size() const { return end_ - begin_; }
-  bool empty() const { return begin_ == end_; }
-  std::span<const std::uint8_t> data() const { return {buf_.data() + begin_, size()}; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  // The first contiguous run of bytes (the front chunk). Stable until consume().
+  std::span<const std::uint8_t> front() const {
+    if (chunks_.empty()) return {};
+    const auto& c = chunks_.front();
+    return {c.data.data() + c.begin, c.data.size() - c.begin};
+  }
+
+  // All bytes as one contiguous run, merging chunks if needed. Invalidates earlier views: call
+  // only when no write is in flight from front().
+  std::span<const std::uint8_t> contiguous() {
+    if (chunks_.size() > 1) {
+      Chunk merged;
+      merged.data.reserve(size_);
+      for (const auto& c : chunks_) {
+        merged.data.insert(merged.data.end(), c.data.begin() + static_cast<std::ptrdiff_t>(c.begin),
+                           c.data.end());
+      }
+      chunks_.clear();
+      chunks_.push_back(std::move(merged));
+    }
+    return front();
+  }
 
   void append(std::span<const std::uint8_t> in) {
     if (in.empty()) return;
-    if (buf_.size() - end_ < in.size()) {
-      if (begin_ > 0) {  // slide the live bytes to the front first
-        std::memmove(buf_.data(), buf_.data() + begin_, size());
-        end_ -= begin_;
-        begin_ = 0;
+    if (!chunks_.empty()) {
+      auto& back = chunks_.back().data;
+      if (back.capacity() - back.size() >= in.size()) {  // fits: no reallocation, no move
+        back.insert(back.end(), in.begin(), in.end());
+        size_ += in.size();
+        return;
       }
-      if (buf_.size() - end_ < in.size()) buf_.resize(std::max(buf_.size() * 2, end_ + in.size()));
     }
-    std::memcpy(buf_.data() + end_, in.data(), in.size());
-    end_ += in.size();
+    Chunk c;
+    c.data.reserve(std::max(in.size(), kMinChunk));
+    c.data.assign(in.begin(), in.end());
+    chunks_.push_back(std::move(c));
+    size_ += in.size();
   }
 
+  // Drops `n` bytes from the front (n <= size()).
   void consume(std::size_t n) {
-    begin_ += n;
-    if (begin_ == end_) {
-      begin_ = end_ = 0;
-      if (buf_.capacity() > kKeepCapacity) std::vector<std::uint8_t>().swap(buf_);
+    size_ -= n;
+    while (n > 0) {
+      auto& c = chunks_.front();
+      const std::size_t avail = c.data.size() - c.begin;
+      if (n < avail) {
+        c.begin += n;
+        return;
+      }
+      n -= avail;
+      chunks_.pop_front();
     }
   }
 
  private:
-  static constexpr std::size_t kKeepCapacity = 64 * 1024;
-  std::vector<std::uint8_t> buf_;
-  std::size_t begin_ = 0;
-  std::size_t end_ = 0;
+  static constexpr std::size_t kMinChunk = 16 * 1024;
+  struct Chunk {
+    std::vector<std::uint8_t> data;
+    std::size_t begin = 0;
+  };
+  std::deque<Chunk> chunks_;
+  std::size_t size_ = 0;
 };
 
 }  // namespace proxer::tunnel

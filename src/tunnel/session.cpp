@@ -84,7 +84,7 @@ awaitable<error_code> Stream::wait_more(std::size_t have) {
 
 awaitable<std::pair<error_code, std::size_t>> Stream::read_some(net::mutable_buffer buf) {
   if (auto ec = co_await wait_readable()) co_return std::pair{ec, std::size_t{0}};
-  const auto avail = inbound_.data();
+  const auto avail = inbound_.front();
   const std::size_t n = std::min(avail.size(), buf.size());
   std::memcpy(buf.data(), avail.data(), n);
   consume(n);

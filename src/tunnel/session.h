@@ -52,12 +52,16 @@ class Stream : public std::enable_shared_from_this<Stream> {
   // peer reset the stream (see reset_code()); connection_aborted when the session died;
   // operation_aborted after abort().
   awaitable<std::pair<error_code, std::size_t>> read_some(net::mutable_buffer buf);
-  // Bytes received and not yet read, without copying; empty when none.
-  std::span<const std::uint8_t> peek() const { return inbound_.data(); }
+  // The first contiguous run of received, unread bytes, without copying; empty when none.
+  // Stays valid (the bytes do not move) while more data arrives, until consume().
+  std::span<const std::uint8_t> peek() const { return inbound_.front(); }
+  // All received, unread bytes as one contiguous run (merges internal chunks: earlier views
+  // from peek() become invalid). For parsing a head that may span several frames.
+  std::span<const std::uint8_t> peek_all() { return inbound_.contiguous(); }
+  std::size_t buffered() const { return inbound_.size(); }
   // Waits until peek() is non-empty or the stream can give no more (returns the error then).
   awaitable<error_code> wait_readable();
-  // Waits until peek() holds more than `have` bytes (the received bytes are contiguous, so a
-  // parser can look for the end of a head without copying).
+  // Waits until more than `have` bytes are buffered (see peek_all()).
   awaitable<error_code> wait_more(std::size_t have);
   // Marks `n` bytes of peek() as read (replenishes the peer's window).
   void consume(std::size_t n);
