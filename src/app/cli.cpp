@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <openssl/rand.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <boost/asio/signal_set.hpp>
@@ -349,9 +350,20 @@ int run_up(const GatewayFlags& f) {
   return 0;
 }
 
+// A proxy holds two descriptors per proxied connection: raise the soft limit to the hard one
+// (as nginx's worker_rlimit_nofile does), so the default 1024 does not cap it at ~500 clients.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  raise_fd_limit();
   CLI::App app{"proxer: publish private services through a gateway you host"};
   app.require_subcommand(1);
   app.set_version_flag("--version", kVersion);

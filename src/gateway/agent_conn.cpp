@@ -28,9 +28,6 @@ std::string random_id() {
   return s;
 }
 
-std::string_view as_view(proto::Bytes b) {
-  return {reinterpret_cast<const char*>(b.data()), b.size()};
-}
 }  // namespace
 
 AgentConn::AgentConn(Context& ctx, std::shared_ptr<tunnel::Session> session)
@@ -170,11 +167,14 @@ void AgentConn::on_register(proto::Bytes payload) {
 }
 
 void AgentConn::on_unregister(proto::Bytes payload) {
-  auto name = std::string(as_view(payload));
-  // Payload is JSON {"name": ...}; accept the bare spec decoder for it.
+  // Payload is JSON {"name": ...}; the tunnel-spec decoder reads and validates exactly that.
   std::string err;
   auto spec = proto::decode_tunnel_spec(payload, &err);
-  if (spec) name = spec->name;
+  if (!spec) {
+    logger()->warn("agent '{}': malformed UNREGISTER_TUNNEL ignored: {}", agent_id_, err);
+    return;
+  }
+  const std::string& name = spec->name;
   ctx_.registry.remove(name, session_.get());
   std::erase(tunnels_, name);
   logger()->info("tunnel '{}' unregistered by agent '{}'", name, agent_id_);

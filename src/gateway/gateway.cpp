@@ -27,7 +27,8 @@ Gateway::Gateway(net::any_io_executor ex, config::GatewayConfig cfg)
       ctx_(std::make_unique<Context>(std::move(cfg))),
       public_(ex, *ctx_),
       admin_(ex, *ctx_),
-      agent_acceptor_(ex) {}
+      agent_acceptor_(ex),
+      housekeeping_timer_(ex) {}
 
 Gateway::~Gateway() = default;
 
@@ -71,6 +72,7 @@ void Gateway::start() {
   public_.start();
   admin_.start();
   net::co_spawn(ex_, agent_accept_loop(), DetachedTask{"agent accept loop"});
+  net::co_spawn(ex_, housekeeping(), DetachedTask{"housekeeping"});
   logger()->info("public HTTP on {} (tunnels at http://{{name}}.{}:{}/ and /t/{{name}}/)",
                  cfg.listen, cfg.domain, public_.port());
   logger()->info("agents on {} ({})", cfg.agent_listen, tls_ ? "TLS" : "plain TCP");
@@ -134,9 +136,21 @@ awaitable<void> Gateway::agent_handshake(tcp::socket sock) {
   conn->start();
 }
 
+awaitable<void> Gateway::housekeeping() {
+  // Pooled streams hold a connection to the local service open; release the ones idle past
+  // pool.idle_timeout (and any whose local side closed) once a second.
+  while (!stopping_) {
+    housekeeping_timer_.expires_after(std::chrono::seconds(1));
+    co_await housekeeping_timer_.async_wait(use_nothrow);
+    if (stopping_) co_return;
+    for (auto& t : ctx_->registry.all()) expire_idle_streams(*t, ctx_->cfg.pool_idle_timeout);
+  }
+}
+
 void Gateway::shutdown(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
+  housekeeping_timer_.cancel();
   ctx_->draining = true;
   error_code ec;
   agent_acceptor_.close(ec);

@@ -33,6 +33,7 @@ class Gateway {
   awaitable<void> agent_accept_loop();
   awaitable<void> agent_handshake(tcp::socket sock);
   awaitable<void> drain(std::function<void()> done);
+  awaitable<void> housekeeping();
 
   net::any_io_executor ex_;
   std::unique_ptr<Context> ctx_;
@@ -41,6 +42,7 @@ class Gateway {
   tcp::acceptor agent_acceptor_;
   std::shared_ptr<transport::ssl::context> tls_;
   bool stopping_ = false;
+  net::steady_timer housekeeping_timer_;
 };
 
 }  // namespace proxer::gateway

@@ -26,7 +26,7 @@ bool Registry::add(std::shared_ptr<Tunnel> t, std::string* error) {
 void Registry::remove(std::string_view name, const tunnel::Session* session) {
   auto it = tunnels_.find(std::string(name));
   if (it == tunnels_.end() || it->second->session.get() != session) return;
-  for (auto& s : it->second->idle) s->reset(proto::ErrorCode::Cancelled);
+  for (auto& s : it->second->idle) s.stream->reset(proto::ErrorCode::Cancelled);
   it->second->idle.clear();
   tunnels_.erase(it);
 }
@@ -65,7 +65,7 @@ std::vector<std::shared_ptr<AgentConn>> Registry::agents() const {
 
 std::shared_ptr<tunnel::Stream> take_idle_stream(Tunnel& t) {
   while (!t.idle.empty()) {
-    auto s = std::move(t.idle.back());
+    auto s = std::move(t.idle.back().stream);
     t.idle.pop_back();
     if (s->reusable()) return s;
     s->reset(proto::ErrorCode::Cancelled);
@@ -78,7 +78,16 @@ void give_back_stream(Tunnel& t, std::shared_ptr<tunnel::Stream> s, std::size_t 
     s->reset(proto::ErrorCode::Cancelled);
     return;
   }
-  t.idle.push_back(std::move(s));
+  t.idle.push_back({std::move(s), std::chrono::steady_clock::now()});
+}
+
+void expire_idle_streams(Tunnel& t, std::chrono::milliseconds max_idle_time) {
+  const auto cutoff = std::chrono::steady_clock::now() - max_idle_time;
+  std::erase_if(t.idle, [cutoff](Tunnel::IdleStream& e) {
+    if (e.since >= cutoff && e.stream->reusable()) return false;
+    e.stream->reset(proto::ErrorCode::Cancelled);
+    return true;
+  });
 }
 
 }  // namespace proxer::gateway

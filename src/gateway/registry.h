@@ -35,7 +35,11 @@ struct Tunnel {
   std::weak_ptr<AgentConn> agent;
   std::shared_ptr<tunnel::Session> session;
   std::chrono::system_clock::time_point connected_since;
-  std::vector<std::shared_ptr<tunnel::Stream>> idle;  // LIFO pool of reusable streams
+  struct IdleStream {
+    std::shared_ptr<tunnel::Stream> stream;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::vector<IdleStream> idle;  // LIFO pool of reusable streams (most recent at the back)
   TunnelStats stats;
 };
 
@@ -64,5 +68,7 @@ class Registry {
 std::shared_ptr<tunnel::Stream> take_idle_stream(Tunnel& t);
 // Returns a stream to the pool (or resets it when the pool is full or the stream unusable).
 void give_back_stream(Tunnel& t, std::shared_ptr<tunnel::Stream> s, std::size_t max_idle);
+// Resets pooled streams idle for longer than `max_idle_time`, and dead ones.
+void expire_idle_streams(Tunnel& t, std::chrono::milliseconds max_idle_time);
 
 }  // namespace proxer::gateway

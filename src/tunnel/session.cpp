@@ -165,6 +165,10 @@ void Stream::abort() {
 }
 
 void Stream::on_data(std::span<const std::uint8_t> payload, bool fin) {
+  if (fin_received_) {  // DATA after FIN: the peer broke the stream's rules
+    reset(ErrorCode::ProtocolError);
+    return;
+  }
   recv_allowance_ -= static_cast<std::int64_t>(payload.size());
   if (recv_allowance_ < 0) {
     logger()->warn("{}: stream {} exceeded its flow-control window", session_->opts_.name, id_);
