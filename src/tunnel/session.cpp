@@ -393,14 +393,23 @@ awaitable<void> Session::writer() {
 
 awaitable<void> Session::reader() {
   auto self = shared_from_this();
-  std::vector<std::uint8_t> buf(std::max<std::size_t>(kMinReadBuffer,
-                                                      4 * (opts_.max_payload + proto::kHeaderSize)));
+  // Frames are decoded against the largest payload this session accepts, and the buffer always
+  // has room for one whole frame of that size, so a frame can never be "too big to finish".
+  // (The agent raises max_payload after AUTH_RESPONSE: follow it, growing the buffer.)
+  auto wanted_size = [this]() {
+    return std::max<std::size_t>(kMinReadBuffer, 2 * (opts_.max_payload + proto::kHeaderSize));
+  };
+  std::vector<std::uint8_t> buf(wanted_size());
   std::size_t begin = 0, end = 0;
   auto read_more = [&]() -> awaitable<bool> {
-    if (end == buf.size()) {
+    if (end == buf.size()) {  // make room: slide the partial frame to the front
       std::memmove(buf.data(), buf.data() + begin, end - begin);
       end -= begin;
       begin = 0;
+    }
+    if (end == buf.size()) {  // cannot happen given the sizing above; never spin on it
+      close(ErrorCode::InternalError, "receive buffer full");
+      co_return false;
     }
     auto [ec, n] = co_await io_.read_some(net::buffer(buf.data() + end, buf.size() - end));
     if (ec) {
@@ -425,9 +434,8 @@ awaitable<void> Session::reader() {
 
   for (;;) {
     if (closed_) co_return;
-    // Accept a larger max_payload from the peer than we send, up to the protocol ceiling, so a
-    // renegotiation race can't fail a session.
-    auto d = proto::decode(std::span(buf.data() + begin, end - begin), proto::kMaxPayloadCeiling);
+    if (buf.size() < wanted_size()) buf.resize(wanted_size());  // keeps content and offsets
+    auto d = proto::decode(std::span(buf.data() + begin, end - begin), opts_.max_payload);
     if (d.status == proto::DecodeStatus::Frame) {
       begin += d.consumed;
       if (!dispatch(d.header, d.payload)) co_return;

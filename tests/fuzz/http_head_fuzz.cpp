@@ -267,7 +267,8 @@ void check_request(std::string_view head, std::size_t input_size) {
   if (ec) {
     // The documented difference (rules.h): Beast refuses a Connection or Proxy-Connection value
     // that is not a token list, which we pass on (it only matters to strip_hop_by_hop).
-    require(ec == bhttp::error::bad_value && icontains(head, "connection:"));
+    require(ec == bhttp::error::bad_value &&
+            (icontains(head, "\r\nconnection:") || icontains(head, "\r\nproxy-connection:")));
     return;
   }
   const auto& h = p.get().base();
