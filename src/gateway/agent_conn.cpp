@@ -103,7 +103,9 @@ void AgentConn::on_auth(proto::Bytes payload) {
   resp.window = ctx_.cfg.window;
   session_->set_max_payload(ctx_.cfg.max_frame);
   session_->set_window(ctx_.cfg.window);
-  session_->set_heartbeat(std::chrono::milliseconds(0), ctx_.cfg.session_ttl);
+  // The gateway heartbeats too: it measures RTT (shown in the admin API) and keeps NAT state
+  // fresh in both directions. Silence for session_ttl drops the session.
+  session_->set_heartbeat(ctx_.cfg.heartbeat_interval, ctx_.cfg.session_ttl);
   session_->send_control(FrameType::AuthResponse, 0, proto::encode(resp));
   logger()->info("agent '{}' connected from {} over {} (session {})", agent_id_,
                  session_->remote_address(), session_->carrier(), session_id_);
