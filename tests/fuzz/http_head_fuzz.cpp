@@ -254,6 +254,19 @@ void check_rewrite(bhttp::request_header<> h, bool keep_upgrade, std::string_vie
   check_request_round_trip(h);
 }
 
+// The responses the gateway writes itself are well-formed whatever text goes into them.
+void check_error_response(unsigned status, std::string_view code, std::string_view message) {
+  const auto out = error_response(status, code, message, status % 2 == 0);
+  const auto end = find_head_end(out);
+  require(end != std::string::npos);
+  const auto head = std::string_view(out).substr(0, end);
+  require(!check_response_head(head).has_value());
+  bhttp::response_parser<bhttp::empty_body> p;
+  require(!beast_parse(head, p));
+  require(p.content_length() == message.size() + 1 && out.size() - end == message.size() + 1);
+  require(std::string_view(out).substr(end, message.size()) == message && out.back() == '\n');
+}
+
 void check_request(std::string_view head, std::size_t input_size) {
   const auto verdict = check_request_head(head);
   if (verdict) {
@@ -275,6 +288,7 @@ void check_request(std::string_view head, std::size_t input_size) {
 
   check_routing(h);
   check_tokens(h);
+  check_error_response(static_cast<unsigned>(100 + input_size % 500), h.method_string(), h.target());
   check_request_round_trip(h);
 
   // The input picks the rewrite parameters too, so every combination is reached.
