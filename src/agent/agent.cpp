@@ -20,11 +20,16 @@ std::shared_ptr<spdlog::logger> logger() {
 
 std::string_view to_string(State s) {
   switch (s) {
-    case State::Connecting: return "connecting";
-    case State::Authenticating: return "authenticating";
-    case State::Connected: return "connected";
-    case State::Disconnected: return "disconnected";
-    case State::Stopped: return "stopped";
+    case State::Connecting:
+      return "connecting";
+    case State::Authenticating:
+      return "authenticating";
+    case State::Connected:
+      return "connected";
+    case State::Disconnected:
+      return "disconnected";
+    case State::Stopped:
+      return "stopped";
   }
   return "?";
 }
@@ -43,7 +48,8 @@ void Agent::set_state(State s) {
 
 void Agent::start() {
   auto self = shared_from_this();
-  net::co_spawn(ex_, [self]() { return self->run(); }, DetachedTask{"agent"});
+  net::co_spawn(
+      ex_, [self]() { return self->run(); }, DetachedTask{"agent"});
 }
 
 void Agent::stop(std::function<void()> done) {
@@ -88,8 +94,8 @@ awaitable<std::string> Agent::connect_once() {
   set_state(State::Connecting);
   const std::string where = cfg_.gateway_host + ":" + cfg_.gateway_port;
   logger()->debug("connecting to {}", cfg_.gateway);
-  auto [ec, sock] =
-      co_await transport::connect_tcp(ex_, cfg_.gateway_host, cfg_.gateway_port, cfg_.connect_timeout);
+  auto [ec, sock] = co_await transport::connect_tcp(ex_, cfg_.gateway_host, cfg_.gateway_port,
+                                                    cfg_.connect_timeout);
   if (ec) co_return "cannot connect to the gateway at " + where + ": " + ec.message();
 
   tunnel::SessionOptions opts;
@@ -98,8 +104,8 @@ awaitable<std::string> Agent::connect_once() {
   opts.idle_timeout = cfg_.connect_timeout * 3;  // until AUTH_RESPONSE sets the real one
   if (tls_) {
     const auto& sni = cfg_.server_name.empty() ? cfg_.gateway_host : cfg_.server_name;
-    auto [hec, tls] = co_await transport::tls_client_handshake(std::move(sock), *tls_, sni,
-                                                               cfg_.connect_timeout);
+    auto [hec, tls] =
+        co_await transport::tls_client_handshake(std::move(sock), *tls_, sni, cfg_.connect_timeout);
     if (hec) {
       std::string msg = "TLS handshake with the gateway at " + where + " failed: " + hec.message();
       if (hec.category() == net::error::get_ssl_category()) {
@@ -135,8 +141,8 @@ awaitable<std::string> Agent::connect_once() {
   while (!auth_ && !session_closed_) co_await event_.wait();
   deadline.cancel();
   if (!auth_) {
-    co_return "session with the gateway at " + where + " ended during authentication: " +
-        closed_reason_;
+    co_return "session with the gateway at " + where +
+        " ended during authentication: " + closed_reason_;
   }
   if (!auth_->ok) {
     logger()->error("authentication refused by the gateway at {}: {}", where, auth_->error);
@@ -145,7 +151,8 @@ awaitable<std::string> Agent::connect_once() {
     while (!session_closed_) co_await event_.wait();
     co_return "authentication failed";
   }
-  const auto hb = std::chrono::milliseconds(std::max<std::uint32_t>(auth_->heartbeat_interval_ms, 100));
+  const auto hb =
+      std::chrono::milliseconds(std::max<std::uint32_t>(auth_->heartbeat_interval_ms, 100));
   session->set_max_payload(auth_->max_payload);
   session->set_window(auth_->window);
   session->set_heartbeat(hb, hb * 3);
@@ -215,7 +222,8 @@ void Agent::on_open(tunnel::Session&, std::shared_ptr<tunnel::Stream> stream,
                 DetachedTask{"agent stream"});
 }
 
-awaitable<void> Agent::serve_stream(std::shared_ptr<tunnel::Stream> stream, proto::OpenStream open) {
+awaitable<void> Agent::serve_stream(std::shared_ptr<tunnel::Stream> stream,
+                                    proto::OpenStream open) {
   const config::TunnelConfig* t = nullptr;
   for (const auto& c : cfg_.tunnels) {
     if (c.name == open.tunnel) t = &c;
@@ -224,7 +232,8 @@ awaitable<void> Agent::serve_stream(std::shared_ptr<tunnel::Stream> stream, prot
     stream->reset(proto::ErrorCode::UnknownTunnel);
     co_return;
   }
-  auto [ec, sock] = co_await transport::connect_tcp(ex_, t->host, t->port, cfg_.local_connect_timeout);
+  auto [ec, sock] =
+      co_await transport::connect_tcp(ex_, t->host, t->port, cfg_.local_connect_timeout);
   if (ec) {
     logger()->debug("tunnel '{}': cannot reach {}:{}: {}", t->name, t->host, t->port, ec.message());
     stream->reset(ec == net::error::timed_out ? proto::ErrorCode::ConnectTimeout

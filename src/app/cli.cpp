@@ -1,10 +1,10 @@
 #include "app/cli.h"
 
-#include <CLI/CLI.hpp>
 #include <openssl/rand.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -240,7 +240,8 @@ std::optional<config::AgentConfig> build_agent_config(const AgentFlags& f,
     }
   }
   for (auto& t : extra) cfg.tunnels.push_back(std::move(t));
-  if (cfg.gateway.empty()) errors.push_back("--gateway is required (e.g. tcp://gw.example.com:8443)");
+  if (cfg.gateway.empty())
+    errors.push_back("--gateway is required (e.g. tcp://gw.example.com:8443)");
   if (cfg.tunnels.empty()) errors.push_back("at least one --tunnel is required");
   if (!errors.empty()) return std::nullopt;
   auto more = config::validate(cfg);
@@ -318,7 +319,8 @@ int run_up(const GatewayFlags& f) {
   acfg.id = "proxer-up";
   acfg.log_level = cfg->log_level;
   std::string err;
-  auto demo_tunnel = config::parse_tunnel_spec("demo=http://127.0.0.1:" + std::to_string(demo_port), &err);
+  auto demo_tunnel =
+      config::parse_tunnel_spec("demo=http://127.0.0.1:" + std::to_string(demo_port), &err);
   acfg.tunnels.push_back(*demo_tunnel);
   auto verrors = config::validate(acfg);
   if (!verrors.empty()) return fail_with(verrors, "built-in agent configuration");

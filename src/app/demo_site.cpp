@@ -24,7 +24,9 @@ std::uint16_t DemoSite::listen() {
   return acceptor_.local_endpoint(ec).port();
 }
 
-void DemoSite::start() { net::co_spawn(ex_, accept_loop(), DetachedTask{"demo site"}); }
+void DemoSite::start() {
+  net::co_spawn(ex_, accept_loop(), DetachedTask{"demo site"});
+}
 
 void DemoSite::stop() {
   error_code ec;
@@ -61,11 +63,11 @@ awaitable<void> DemoSite::serve(tcp::socket sock) {
       for (const auto& f : req) headers[std::string(f.name_string())] = std::string(f.value());
       res.result(bhttp::status::ok);
       res.set(bhttp::field::content_type, "application/json");
-      res.body() = boost::json::serialize(boost::json::object{
-          {"method", std::string(req.method_string())},
-          {"target", std::string(req.target())},
-          {"headers", std::move(headers)},
-          {"body_bytes", req.body().size()}});
+      res.body() =
+          boost::json::serialize(boost::json::object{{"method", std::string(req.method_string())},
+                                                     {"target", std::string(req.target())},
+                                                     {"headers", std::move(headers)},
+                                                     {"body_bytes", req.body().size()}});
     } else {
       const std::string asset_path =
           "/demo" + std::string(path == "/" ? std::string_view("/index.html") : path);

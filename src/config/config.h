@@ -62,7 +62,7 @@ struct AgentConfig {
   std::string gateway;  // (gateway) "tcp://host:port" | "tls://host:port"
   std::string gateway_scheme, gateway_host, gateway_port;  // parsed by validate()
   Secret token;                                            // (token)
-  std::string id;           // (id) agent id; empty = the CLI derives "<hostname>-<hash of tunnel names>"
+  std::string id;  // (id) agent id; empty = the CLI derives "<hostname>-<hash of tunnel names>"
   std::string ca_file;      // (ca) CA bundle to verify the gateway; empty = system store
   bool insecure = false;    // (insecure) skip TLS verification (explicit only)
   std::string server_name;  // (server_name) TLS SNI/verification name; empty = gateway_host

@@ -30,7 +30,9 @@ bool set_level(const std::string& level) {
   return true;
 }
 
-void set_json(bool json) { spdlog::set_pattern(pattern(json)); }
+void set_json(bool json) {
+  spdlog::set_pattern(pattern(json));
+}
 
 }  // namespace proxer::log
 

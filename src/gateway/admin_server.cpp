@@ -83,7 +83,9 @@ std::uint16_t AdminServer::port() const {
   return acceptor_.local_endpoint(ec).port();
 }
 
-void AdminServer::start() { net::co_spawn(ex_, accept_loop(), DetachedTask{"admin accept loop"}); }
+void AdminServer::start() {
+  net::co_spawn(ex_, accept_loop(), DetachedTask{"admin accept loop"});
+}
 
 void AdminServer::stop() {
   error_code ec;

@@ -48,9 +48,15 @@ void AgentConn::start() {
 
 void AgentConn::on_control(tunnel::Session&, const proto::FrameHeader& h, proto::Bytes payload) {
   switch (h.type) {
-    case FrameType::AuthRequest: on_auth(payload); return;
-    case FrameType::RegisterTunnel: on_register(payload); return;
-    case FrameType::UnregisterTunnel: on_unregister(payload); return;
+    case FrameType::AuthRequest:
+      on_auth(payload);
+      return;
+    case FrameType::RegisterTunnel:
+      on_register(payload);
+      return;
+    case FrameType::UnregisterTunnel:
+      on_unregister(payload);
+      return;
     case FrameType::GoAway:
       logger()->info("agent '{}' is going away", agent_id_);
       return;

@@ -20,7 +20,7 @@ struct GatewayStats {
 struct Context {
   explicit Context(config::GatewayConfig c) : cfg(std::move(c)) {}
   const config::GatewayConfig cfg;
-  std::string public_url;   // base URL printed to agents
+  std::string public_url;         // base URL printed to agents
   std::uint16_t public_port = 0;  // actual port of the public listener
   Registry registry;
   GatewayStats stats;

@@ -17,6 +17,7 @@ namespace {
 
 constexpr std::size_t kMaxResponseHead = 64 * 1024;
 constexpr std::size_t kBodyChunk = 64 * 1024;
+constexpr std::size_t kSmallRead = 4 * 1024;
 constexpr auto kLingerTimeout = std::chrono::milliseconds(2000);
 constexpr std::size_t kLingerBytes = 1024 * 1024;
 
@@ -74,8 +75,8 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   // connection should close (error already answered, or clean EOF between requests).
   awaitable<std::size_t> read_head(bool first);
   awaitable<Outcome> handle(std::size_t head_len);
-  awaitable<Outcome> forward(std::shared_ptr<Tunnel> t, bhttp::request_parser<bhttp::buffer_body>& p,
-                             std::string rest_target);
+  awaitable<Outcome> forward(std::shared_ptr<Tunnel> t,
+                             bhttp::request_parser<bhttp::buffer_body>& p, std::string rest_target);
   awaitable<bool> respond_error(unsigned status, std::string_view code, std::string_view msg,
                                 bool keep_alive);
   awaitable<error_code> read_more();
@@ -97,6 +98,7 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   std::string scratch_;  // request/response head serialisation
   bool idle_ = false;
   bool timed_out_ = false;
+  bool busy_ = false;  // the last read filled the space offered
   std::uint64_t deadline_gen_ = 0;
 };
 
@@ -114,8 +116,12 @@ void ClientConn::arm(std::chrono::milliseconds d) {
 }
 
 awaitable<error_code> ClientConn::read_more() {
-  auto [ec, n] = co_await sock_.async_read_some(buf_.prepare(kBodyChunk), use_nothrow);
+  // Small reads while the connection is quiet (an idle keep-alive connection holds little),
+  // large ones once a read came back full (a body is streaming).
+  const std::size_t room = buf_.size() == 0 && !busy_ ? kSmallRead : kBodyChunk;
+  auto [ec, n] = co_await sock_.async_read_some(buf_.prepare(room), use_nothrow);
   buf_.commit(n);
+  busy_ = n == room;
   if (timed_out_ && ec == net::error::operation_aborted) ec = net::error::timed_out;
   co_return ec;
 }
@@ -135,6 +141,8 @@ awaitable<void> ClientConn::run() {
   for (;;) {
     idle_ = true;
     if (ctx_.draining && !first) break;
+    if (buf_.size() == 0 && buf_.capacity() > kSmallRead) buf_.shrink_to_fit();  // frees it
+    if (scratch_.capacity() > kSmallRead) std::string().swap(scratch_);
     const std::size_t head_len = co_await read_head(first);
     idle_ = false;
     first = false;
@@ -194,16 +202,15 @@ awaitable<std::size_t> ClientConn::read_head(bool first) {
     disarm();
     if (ec == net::error::timed_out) {
       if (buf_.size() == 0 && !first) co_return 0;  // idle keep-alive: close quietly
-      co_await respond_error(408, "request_timeout",
-                             "timed out waiting for the request header", false);
+      co_await respond_error(408, "request_timeout", "timed out waiting for the request header",
+                             false);
       co_return 0;
     }
     if (ec) co_return 0;
   }
-  co_await respond_error(431, "header_too_large",
-                         "request header larger than " +
-                             std::to_string(ctx_.cfg.max_header_bytes) + " bytes",
-                         false);
+  co_await respond_error(
+      431, "header_too_large",
+      "request header larger than " + std::to_string(ctx_.cfg.max_header_bytes) + " bytes", false);
   co_return 0;
 }
 
@@ -278,10 +285,9 @@ awaitable<Outcome> ClientConn::handle(std::size_t head_len) {
   }
   if (p.content_length() && ctx_.cfg.max_body_bytes > 0 &&
       *p.content_length() > ctx_.cfg.max_body_bytes) {
-    co_await respond_error(413, "body_too_large",
-                           "request body larger than " + std::to_string(ctx_.cfg.max_body_bytes) +
-                               " bytes",
-                           false);
+    co_await respond_error(
+        413, "body_too_large",
+        "request body larger than " + std::to_string(ctx_.cfg.max_body_bytes) + " bytes", false);
     co_return Outcome::Close;
   }
   co_return co_await forward(std::move(t), p, std::move(target));
@@ -306,8 +312,7 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
     ~ActiveGuard() { --c.stats.requests_active; }
   } guard{ctx_};
 
-  auto fail = [&](unsigned status, std::string_view code,
-                  std::string msg) -> awaitable<Outcome> {
+  auto fail = [&](unsigned status, std::string_view code, std::string msg) -> awaitable<Outcome> {
     ++stats.error_count;
     stats.last_status = status;
     stats.latency_us_total += static_cast<std::uint64_t>(
@@ -318,8 +323,7 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
 
   // Build the upstream head once.
   const std::string host(req[bhttp::field::host]);
-  const bool expect_continue =
-      boost::beast::iequals(req[bhttp::field::expect], "100-continue");
+  const bool expect_continue = boost::beast::iequals(req[bhttp::field::expect], "100-continue");
   req.erase(bhttp::field::expect);
   http::strip_hop_by_hop(req, upgrade);
   http::add_forwarded(req, client_ip_, "http", host);
@@ -350,15 +354,16 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
       }
       stream = t->session->open_stream({t->name, client_addr_});
       if (!stream) {
-        co_return co_await fail(502, "agent_unavailable",
-                                "the agent serving tunnel '" + t->name +
-                                    "' cannot take more streams");
+        co_return co_await fail(
+            502, "agent_unavailable",
+            "the agent serving tunnel '" + t->name + "' cannot take more streams");
       }
     }
     if (auto ec = co_await stream->write(net::buffer(head))) {
       stream->reset(proto::ErrorCode::Cancelled);
       if (reused && !has_body) continue;
-      co_return co_await fail(502, "agent_unavailable", "the tunnel stream failed: " + ec.message());
+      co_return co_await fail(502, "agent_unavailable",
+                              "the tunnel stream failed: " + ec.message());
     }
     if (!reused || has_body) break;
     // Reused, bodiless: wait for the first response byte to know the stream is good.
@@ -414,9 +419,9 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
       body_sent += sink.size() - req.body().size;
       if (ctx_.cfg.max_body_bytes > 0 && body_sent > ctx_.cfg.max_body_bytes) {
         stream->reset(proto::ErrorCode::Cancelled);
-        co_return co_await fail(413, "body_too_large",
-                                "request body larger than " +
-                                    std::to_string(ctx_.cfg.max_body_bytes) + " bytes");
+        co_return co_await fail(
+            413, "body_too_large",
+            "request body larger than " + std::to_string(ctx_.cfg.max_body_bytes) + " bytes");
       }
       if (n > 0) {
         if (auto ec = co_await stream->write(net::buffer(buf_.data().data(), n))) {
@@ -504,9 +509,9 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
                                       "' did not accept the connection in time");
         }
         if (ec == net::error::connection_aborted) {
-          co_return co_await fail(502, "agent_disconnected",
-                                  "the agent serving tunnel '" + t->name +
-                                      "' disconnected before the response");
+          co_return co_await fail(
+              502, "agent_disconnected",
+              "the agent serving tunnel '" + t->name + "' disconnected before the response");
         }
         if (reused && have == 0 && !has_body) {
           // Stale pooled stream: the local service closed its keep-alive connection.
@@ -529,7 +534,8 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
     const auto rhead = view(stream->peek_all()).substr(0, rhead_len);
     if (auto bad = http::check_response_head(rhead)) {
       stream->reset(proto::ErrorCode::Cancelled);
-      co_return co_await fail(502, "bad_response", "malformed response from the local service: " + *bad);
+      co_return co_await fail(502, "bad_response",
+                              "malformed response from the local service: " + *bad);
     }
     auto& rp = rpo.emplace();
     rp.header_limit(static_cast<std::uint32_t>(kMaxResponseHead) + 1);
@@ -588,7 +594,8 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
   }
 
   // Response framing towards the client.
-  const bool no_body = head_method || status == 204 || status == 304 || (status >= 100 && status < 200);
+  const bool no_body =
+      head_method || status == 204 || status == 304 || (status >= 100 && status < 200);
   const bool chunked_res = !no_body && rp.chunked();
   const auto res_len = rp.content_length();
   const bool until_close = !no_body && !chunked_res && !res_len;
@@ -605,7 +612,8 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
   bool head_sent = false;
   // Writes the head (first time) together with `data`.
   auto send = [&](std::string_view data) -> awaitable<error_code> {
-    std::array<net::const_buffer, 2> bufs{net::buffer(scratch_), net::buffer(data.data(), data.size())};
+    std::array<net::const_buffer, 2> bufs{net::buffer(scratch_),
+                                          net::buffer(data.data(), data.size())};
     auto span = head_sent ? std::span<const net::const_buffer>(bufs).subspan(1)
                           : std::span<const net::const_buffer>(bufs);
     arm(ctx_.cfg.idle_timeout);  // a client that stops reading is dropped after this
@@ -747,7 +755,8 @@ awaitable<void> PublicServer::accept_loop() {
       continue;
     }
     auto conn = std::make_shared<ClientConn>(*this, std::move(sock));
-    net::co_spawn(ex_, [conn]() { return conn->run(); }, DetachedTask{"client connection"});
+    net::co_spawn(
+        ex_, [conn]() { return conn->run(); }, DetachedTask{"client connection"});
   }
 }
 

@@ -3,7 +3,6 @@
 // idle streams (keep-alive over the tunnel) and its counters. Single-threaded: owned by the
 // gateway's executor.
 #include <boost/unordered/unordered_flat_map.hpp>
-
 #include <chrono>
 #include <memory>
 #include <string>

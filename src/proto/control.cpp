@@ -1,8 +1,7 @@
 #include "proto/control.h"
 
-#include <boost/json.hpp>
-
 #include <algorithm>
+#include <boost/json.hpp>
 #include <string_view>
 
 namespace proxer::proto {
@@ -11,7 +10,9 @@ namespace json = boost::json;
 
 namespace {
 
-std::string serialize(const json::object& o) { return json::serialize(o); }
+std::string serialize(const json::object& o) {
+  return json::serialize(o);
+}
 
 std::optional<json::object> parse_object(Bytes in, std::string* error) {
   json::error_code ec;
@@ -229,8 +230,7 @@ std::optional<TunnelSpec> decode_tunnel_spec(Bytes in, std::string* error) {
   if (!o) return std::nullopt;
   TunnelSpec m;
   std::string type = "http";
-  if (!get_string(*o, "name", m.name, true, error) ||
-      !get_string(*o, "type", type, false, error) ||
+  if (!get_string(*o, "name", m.name, true, error) || !get_string(*o, "type", type, false, error) ||
       !get_string(*o, "local_target", m.local_target, false, error) ||
       !get_string(*o, "token", m.token, false, error)) {
     return std::nullopt;
@@ -256,8 +256,7 @@ std::optional<RegisterResult> decode_register_result(Bytes in, std::string* erro
   if (!o) return std::nullopt;
   RegisterResult m;
   if (!get_string(*o, "name", m.name, true, error) || !get_bool(*o, "ok", m.ok, error) ||
-      !get_string(*o, "error", m.error, false, error) ||
-      !get_strings(*o, "urls", m.urls, error)) {
+      !get_string(*o, "error", m.error, false, error) || !get_strings(*o, "urls", m.urls, error)) {
     return std::nullopt;
   }
   return m;

@@ -4,53 +4,88 @@ namespace proxer::proto {
 
 std::string_view to_string(FrameType t) {
   switch (t) {
-    case FrameType::Heartbeat: return "HEARTBEAT";
-    case FrameType::AuthRequest: return "AUTH_REQUEST";
-    case FrameType::AuthResponse: return "AUTH_RESPONSE";
-    case FrameType::RegisterTunnel: return "REGISTER_TUNNEL";
-    case FrameType::UnregisterTunnel: return "UNREGISTER_TUNNEL";
-    case FrameType::OpenStream: return "OPEN_STREAM";
-    case FrameType::Data: return "DATA";
-    case FrameType::CloseStream: return "CLOSE_STREAM";
-    case FrameType::WindowUpdate: return "WINDOW_UPDATE";
-    case FrameType::GoAway: return "GOAWAY";
-    case FrameType::Error: return "ERROR";
+    case FrameType::Heartbeat:
+      return "HEARTBEAT";
+    case FrameType::AuthRequest:
+      return "AUTH_REQUEST";
+    case FrameType::AuthResponse:
+      return "AUTH_RESPONSE";
+    case FrameType::RegisterTunnel:
+      return "REGISTER_TUNNEL";
+    case FrameType::UnregisterTunnel:
+      return "UNREGISTER_TUNNEL";
+    case FrameType::OpenStream:
+      return "OPEN_STREAM";
+    case FrameType::Data:
+      return "DATA";
+    case FrameType::CloseStream:
+      return "CLOSE_STREAM";
+    case FrameType::WindowUpdate:
+      return "WINDOW_UPDATE";
+    case FrameType::GoAway:
+      return "GOAWAY";
+    case FrameType::Error:
+      return "ERROR";
   }
   return "UNKNOWN";
 }
 
-bool is_known(FrameType t) { return to_string(t) != "UNKNOWN"; }
+bool is_known(FrameType t) {
+  return to_string(t) != "UNKNOWN";
+}
 
 std::string_view to_string(ErrorCode c) {
   switch (c) {
-    case ErrorCode::None: return "none";
-    case ErrorCode::ProtocolError: return "protocol error";
-    case ErrorCode::InternalError: return "internal error";
-    case ErrorCode::FlowControlError: return "flow control error";
-    case ErrorCode::ConnectRefused: return "local service refused the connection";
-    case ErrorCode::ConnectTimeout: return "local service did not accept in time";
-    case ErrorCode::Cancelled: return "cancelled";
-    case ErrorCode::UnknownTunnel: return "unknown tunnel";
-    case ErrorCode::AuthFailed: return "authentication failed";
-    case ErrorCode::Shutdown: return "shutting down";
-    case ErrorCode::FrameTooLarge: return "frame too large";
-    case ErrorCode::Replaced: return "replaced by a newer session";
-    case ErrorCode::IdleTimeout: return "heartbeat timeout";
-    case ErrorCode::LocalReset: return "local service reset the connection";
+    case ErrorCode::None:
+      return "none";
+    case ErrorCode::ProtocolError:
+      return "protocol error";
+    case ErrorCode::InternalError:
+      return "internal error";
+    case ErrorCode::FlowControlError:
+      return "flow control error";
+    case ErrorCode::ConnectRefused:
+      return "local service refused the connection";
+    case ErrorCode::ConnectTimeout:
+      return "local service did not accept in time";
+    case ErrorCode::Cancelled:
+      return "cancelled";
+    case ErrorCode::UnknownTunnel:
+      return "unknown tunnel";
+    case ErrorCode::AuthFailed:
+      return "authentication failed";
+    case ErrorCode::Shutdown:
+      return "shutting down";
+    case ErrorCode::FrameTooLarge:
+      return "frame too large";
+    case ErrorCode::Replaced:
+      return "replaced by a newer session";
+    case ErrorCode::IdleTimeout:
+      return "heartbeat timeout";
+    case ErrorCode::LocalReset:
+      return "local service reset the connection";
   }
   return "unknown error";
 }
 
 std::string_view to_string(DecodeError e) {
   switch (e) {
-    case DecodeError::None: return "none";
-    case DecodeError::BadVersion: return "unsupported protocol version";
-    case DecodeError::UnknownType: return "unknown frame type";
-    case DecodeError::ReservedNotZero: return "reserved byte not zero";
-    case DecodeError::TooLarge: return "frame payload larger than the negotiated maximum";
-    case DecodeError::BadStreamId: return "stream id not allowed for this frame type";
-    case DecodeError::BadPayloadSize: return "payload size wrong for this frame type";
-    case DecodeError::BadFlags: return "flags not defined for this frame type";
+    case DecodeError::None:
+      return "none";
+    case DecodeError::BadVersion:
+      return "unsupported protocol version";
+    case DecodeError::UnknownType:
+      return "unknown frame type";
+    case DecodeError::ReservedNotZero:
+      return "reserved byte not zero";
+    case DecodeError::TooLarge:
+      return "frame payload larger than the negotiated maximum";
+    case DecodeError::BadStreamId:
+      return "stream id not allowed for this frame type";
+    case DecodeError::BadPayloadSize:
+      return "payload size wrong for this frame type";
+    case DecodeError::BadFlags:
+      return "flags not defined for this frame type";
   }
   return "unknown";
 }
@@ -77,10 +112,14 @@ bool on_stream(FrameType t) {
 std::uint8_t allowed_flags(FrameType t) {
   switch (t) {
     case FrameType::Heartbeat:
-    case FrameType::RegisterTunnel: return flags::kAck;
-    case FrameType::Data: return flags::kFin;
-    case FrameType::CloseStream: return flags::kRst;
-    default: return 0;
+    case FrameType::RegisterTunnel:
+      return flags::kAck;
+    case FrameType::Data:
+      return flags::kFin;
+    case FrameType::CloseStream:
+      return flags::kRst;
+    default:
+      return 0;
   }
 }
 
@@ -92,13 +131,19 @@ std::uint32_t payload_limit(FrameType t, std::uint32_t max_payload) {
 // Payload sizes fixed (or bounded below) by the frame type.
 bool payload_size_ok(FrameType t, std::uint8_t fl, std::uint32_t len) {
   switch (t) {
-    case FrameType::Heartbeat: return len == 8;
-    case FrameType::WindowUpdate: return len == 4;
-    case FrameType::CloseStream: return (fl & flags::kRst) ? len == 4 : len == 0;
+    case FrameType::Heartbeat:
+      return len == 8;
+    case FrameType::WindowUpdate:
+      return len == 4;
+    case FrameType::CloseStream:
+      return (fl & flags::kRst) ? len == 4 : len == 0;
     case FrameType::GoAway:
-    case FrameType::Error: return len >= 4;
-    case FrameType::OpenStream: return len >= 4;
-    default: return true;
+    case FrameType::Error:
+      return len >= 4;
+    case FrameType::OpenStream:
+      return len >= 4;
+    default:
+      return true;
   }
 }
 

@@ -52,16 +52,16 @@ enum class ErrorCode : std::uint32_t {
   ProtocolError = 1,
   InternalError = 2,
   FlowControlError = 3,
-  ConnectRefused = 4,    // the agent could not connect to the local target
-  ConnectTimeout = 5,    // the local target did not accept in time
-  Cancelled = 6,         // the opener gave up on the stream
-  UnknownTunnel = 7,     // OPEN for a tunnel the agent does not serve
+  ConnectRefused = 4,  // the agent could not connect to the local target
+  ConnectTimeout = 5,  // the local target did not accept in time
+  Cancelled = 6,       // the opener gave up on the stream
+  UnknownTunnel = 7,   // OPEN for a tunnel the agent does not serve
   AuthFailed = 8,
-  Shutdown = 9,          // going away: process stopping
+  Shutdown = 9,  // going away: process stopping
   FrameTooLarge = 10,
-  Replaced = 11,         // a newer session of the same agent took over
-  IdleTimeout = 12,      // heartbeats missed
-  LocalReset = 13,       // the local target reset the connection
+  Replaced = 11,     // a newer session of the same agent took over
+  IdleTimeout = 12,  // heartbeats missed
+  LocalReset = 13,   // the local target reset the connection
 };
 
 std::string_view to_string(FrameType t);
@@ -93,10 +93,10 @@ enum class DecodeError : std::uint8_t {
   BadVersion,
   UnknownType,
   ReservedNotZero,
-  TooLarge,           // length above the negotiated maximum (checked before any allocation)
-  BadStreamId,        // control frame on a stream, or stream frame on stream 0
-  BadPayloadSize,     // fixed-size payload of the wrong size
-  BadFlags,           // flags not defined for the type
+  TooLarge,        // length above the negotiated maximum (checked before any allocation)
+  BadStreamId,     // control frame on a stream, or stream frame on stream 0
+  BadPayloadSize,  // fixed-size payload of the wrong size
+  BadFlags,        // flags not defined for the type
 };
 std::string_view to_string(DecodeError e);
 

@@ -4,7 +4,6 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
-
 #include <fstream>
 #include <stdexcept>
 
@@ -13,8 +12,8 @@ namespace proxer::transport {
 using namespace net::experimental::awaitable_operators;
 
 awaitable<std::pair<error_code, std::size_t>> Stream::read_some(net::mutable_buffer buf) {
-  auto [ec, n] = co_await std::visit(
-      [&](auto& s) { return s.async_read_some(buf, use_nothrow); }, v_);
+  auto [ec, n] =
+      co_await std::visit([&](auto& s) { return s.async_read_some(buf, use_nothrow); }, v_);
   co_return std::pair{ec, n};
 }
 
@@ -73,9 +72,12 @@ std::string Stream::remote_address() const {
 
 const char* Stream::carrier() const {
   switch (v_.index()) {
-    case 0: return "tcp";
-    case 1: return "tls";
-    default: return "unix";
+    case 0:
+      return "tcp";
+    case 1:
+      return "tls";
+    default:
+      return "unix";
   }
 }
 
@@ -108,7 +110,7 @@ namespace {
 // cancels the loser).
 template <typename T>
 awaitable<std::pair<error_code, T>> with_deadline(awaitable<std::pair<error_code, T>> op,
-                                                 std::chrono::milliseconds timeout) {
+                                                  std::chrono::milliseconds timeout) {
   net::steady_timer timer(co_await net::this_coro::executor, timeout);
   auto result = co_await (std::move(op) || timer.async_wait(net::use_awaitable));
   if (result.index() == 0) co_return std::move(std::get<0>(result));
@@ -152,8 +154,8 @@ awaitable<std::pair<error_code, TlsStream>> tls_with_deadline(tcp::socket sock, 
     SSL_set_tlsext_host_name(s.native_handle(), server_name.c_str());
     s.set_verify_callback(ssl::host_name_verification(server_name));
   }
-  auto [ec] = co_await s.async_handshake(client ? ssl::stream_base::client : ssl::stream_base::server,
-                                         use_nothrow);
+  auto [ec] = co_await s.async_handshake(
+      client ? ssl::stream_base::client : ssl::stream_base::server, use_nothrow);
   timer.cancel();
   if (expired) ec = net::error::timed_out;
   co_return std::pair{ec, std::move(s)};
@@ -162,9 +164,9 @@ awaitable<std::pair<error_code, TlsStream>> tls_with_deadline(tcp::socket sock, 
 }  // namespace
 
 awaitable<std::pair<error_code, tcp::socket>> connect_tcp(net::any_io_executor ex,
-                                                         const std::string& host,
-                                                         const std::string& port,
-                                                         std::chrono::milliseconds timeout) {
+                                                          const std::string& host,
+                                                          const std::string& port,
+                                                          std::chrono::milliseconds timeout) {
   co_return co_await with_deadline<tcp::socket>(connect_impl(ex, host, port), timeout);
 }
 

@@ -3,7 +3,6 @@
 // The variant keeps the per-operation path free of virtual calls and heap allocation.
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
-
 #include <chrono>
 #include <memory>
 #include <span>
@@ -60,9 +59,9 @@ bool split_host_port(std::string_view in, std::string& host, std::string& port);
 
 // Resolves and connects with a deadline; TCP_NODELAY is set.
 awaitable<std::pair<error_code, tcp::socket>> connect_tcp(net::any_io_executor ex,
-                                                         const std::string& host,
-                                                         const std::string& port,
-                                                         std::chrono::milliseconds timeout);
+                                                          const std::string& host,
+                                                          const std::string& port,
+                                                          std::chrono::milliseconds timeout);
 
 // TLS client handshake over `sock` with SNI `server_name` and hostname verification unless the
 // context was built insecure. Deadline included.

@@ -50,8 +50,11 @@ class ByteQueue {
         return;
       }
     }
+    // Into an empty queue (a request or response arriving whole, the usual case) the chunk is
+    // exactly the payload: small allocations are cheap for malloc. Data that piles up behind
+    // earlier data (a stream the consumer is not keeping up with) gets room for more.
     Chunk c;
-    c.data.reserve(std::max(in.size(), kMinChunk));
+    c.data.reserve(chunks_.empty() ? in.size() : std::max(in.size(), kMinChunk));
     c.data.assign(in.begin(), in.end());
     chunks_.push_back(std::move(c));
     size_ += in.size();

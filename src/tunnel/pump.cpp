@@ -1,9 +1,9 @@
 #include "tunnel/pump.h"
 
+#include <array>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
-
-#include <vector>
+#include <memory>
 
 namespace proxer::tunnel {
 
@@ -11,7 +11,8 @@ using namespace net::experimental::awaitable_operators;
 
 namespace {
 
-constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr std::size_t kSmallRead = 2 * 1024;
+constexpr std::size_t kLargeRead = 64 * 1024;
 
 struct PumpState {
   std::shared_ptr<Stream> stream;
@@ -32,20 +33,18 @@ struct PumpState {
   }
 };
 
-// socket -> stream. Waits for readability first, so an idle connection holds no buffer.
+// socket -> stream. An ordinary read into a small buffer kept in the coroutine frame waits for
+// data, so an idle connection holds only that. (Waiting with async_wait(wait_read) instead costs an
+// epoll_ctl per wait: Asio re-arms the descriptor for every non-speculative operation.) When a read
+// fills the small buffer, more is coming: a large buffer takes over until reads turn short again.
 awaitable<void> upstream(PumpState& st) {
-  std::vector<std::uint8_t> buf;
+  std::array<std::uint8_t, kSmallRead> small;
+  std::unique_ptr<std::uint8_t[]> large;
   for (;;) {
-    auto [wec] = co_await st.socket.async_wait(tcp::socket::wait_read, use_nothrow);
+    const net::mutable_buffer into =
+        large ? net::buffer(large.get(), kLargeRead) : net::buffer(small);
+    auto [ec, n] = co_await st.socket.async_read_some(into, use_nothrow);
     if (st.failed) co_return;
-    if (wec) {
-      st.abort_all(proto::ErrorCode::LocalReset);
-      co_return;
-    }
-    if (buf.empty()) buf.resize(kReadChunk);
-    error_code ec;
-    const std::size_t n = st.socket.read_some(net::buffer(buf), ec);
-    if (ec == net::error::would_block || ec == net::error::try_again) continue;
     if (ec == net::error::eof) {
       st.stream->shutdown_send();
       st.done_up = true;
@@ -57,11 +56,15 @@ awaitable<void> upstream(PumpState& st) {
     }
     st.last_activity = std::chrono::steady_clock::now();
     st.result.to_stream += n;
-    if (auto wec2 = co_await st.stream->write(net::buffer(buf.data(), n))) {
+    if (auto wec = co_await st.stream->write(net::buffer(into.data(), n))) {
       st.abort_all(proto::ErrorCode::Cancelled);
       co_return;
     }
-    if (n < buf.size() / 4) std::vector<std::uint8_t>().swap(buf);  // quiet: give it back
+    if (!large && n == kSmallRead) {
+      large = std::make_unique_for_overwrite<std::uint8_t[]>(kLargeRead);
+    } else if (large && n < kLargeRead / 8) {
+      large.reset();  // quiet again: give it back
+    }
   }
 }
 
@@ -84,8 +87,8 @@ awaitable<void> downstream(PumpState& st) {
       co_return;
     }
     auto data = st.stream->peek();
-    auto [wec, n] = co_await net::async_write(st.socket, net::buffer(data.data(), data.size()),
-                                              use_nothrow);
+    auto [wec, n] =
+        co_await net::async_write(st.socket, net::buffer(data.data(), data.size()), use_nothrow);
     if (wec) {
       st.abort_all(proto::ErrorCode::LocalReset);
       co_return;
@@ -115,7 +118,6 @@ awaitable<PumpResult> pump(std::shared_ptr<Stream> stream, tcp::socket socket,
                            std::chrono::milliseconds idle_timeout) {
   PumpState st{std::move(stream), std::move(socket)};
   error_code ignored;
-  st.socket.non_blocking(true, ignored);
   if (idle_timeout.count() > 0) {
     // The watchdog ends with the pump: || cancels it when both directions are done.
     co_await ((upstream(st) && downstream(st)) || watchdog(st, idle_timeout));

@@ -10,8 +10,8 @@
 namespace proxer::tunnel {
 
 struct PumpResult {
-  std::uint64_t to_stream = 0;  // bytes socket -> stream
-  std::uint64_t to_socket = 0;  // bytes stream -> socket
+  std::uint64_t to_stream = 0;                           // bytes socket -> stream
+  std::uint64_t to_socket = 0;                           // bytes stream -> socket
   proto::ErrorCode reset_code = proto::ErrorCode::None;  // set when the socket side failed
 };
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "tunnel/recv_buffer.h"
 
 namespace proxer::tunnel {
 
@@ -16,8 +17,10 @@ namespace {
 constexpr std::size_t kCopyThreshold = 16 * 1024;
 // The writer gathers at most this many frames into one write.
 constexpr std::size_t kMaxGather = 64;
-// Read buffer: room for several maximum-size frames per read.
-constexpr std::size_t kMinReadBuffer = 256 * 1024;
+// Read buffer: small while the link is quiet (an idle session costs little), room for several
+// maximum-size frames per read while it is busy (see recv_buffer.h).
+constexpr std::size_t kSmallReadBuffer = 4 * 1024;
+constexpr std::size_t kLargeReadBuffer = 256 * 1024;
 // How long a closing session may take to flush its last frames.
 constexpr auto kCloseFlushTimeout = std::chrono::seconds(2);
 
@@ -234,9 +237,12 @@ void Session::start(std::shared_ptr<SessionHandler> handler) {
   preface.raw = true;
   enqueue(std::move(preface));
   auto self = shared_from_this();
-  net::co_spawn(ex_, [self]() { return self->reader(); }, DetachedTask{"session reader"});
-  net::co_spawn(ex_, [self]() { return self->writer(); }, DetachedTask{"session writer"});
-  net::co_spawn(ex_, [self]() { return self->ticker(); }, DetachedTask{"session ticker"});
+  net::co_spawn(
+      ex_, [self]() { return self->reader(); }, DetachedTask{"session reader"});
+  net::co_spawn(
+      ex_, [self]() { return self->writer(); }, DetachedTask{"session writer"});
+  net::co_spawn(
+      ex_, [self]() { return self->ticker(); }, DetachedTask{"session ticker"});
 }
 
 void Session::set_heartbeat(std::chrono::milliseconds interval,
@@ -332,7 +338,9 @@ void Session::send_reset(std::uint32_t id, ErrorCode code) {
   enqueue(std::move(item));
 }
 
-void Session::forget(std::uint32_t id) { streams_.erase(id); }
+void Session::forget(std::uint32_t id) {
+  streams_.erase(id);
+}
 
 void Session::maybe_forget(Stream& s) {
   if (s.fin_sent_ && s.fin_received_) forget(s.id_);
@@ -394,67 +402,54 @@ awaitable<void> Session::writer() {
 awaitable<void> Session::reader() {
   auto self = shared_from_this();
   // Frames are decoded against the largest payload this session accepts, and the buffer always
-  // has room for one whole frame of that size, so a frame can never be "too big to finish".
-  // (The agent raises max_payload after AUTH_RESPONSE: follow it, growing the buffer.)
-  auto wanted_size = [this]() {
-    return std::max<std::size_t>(kMinReadBuffer, 2 * (opts_.max_payload + proto::kHeaderSize));
+  // makes room for the whole frame at its front, so a frame can never be "too big to finish".
+  // (The agent raises max_payload after AUTH_RESPONSE: the large size follows it.)
+  auto large_size = [this]() {
+    return std::max<std::size_t>(kLargeReadBuffer, 2 * (opts_.max_payload + proto::kHeaderSize));
   };
-  std::vector<std::uint8_t> buf(wanted_size());
-  std::size_t begin = 0, end = 0;
-  auto read_more = [&]() -> awaitable<bool> {
-    if (end == buf.size()) {  // make room: slide the partial frame to the front
-      std::memmove(buf.data(), buf.data() + begin, end - begin);
-      end -= begin;
-      begin = 0;
-    }
-    if (end == buf.size()) {  // cannot happen given the sizing above; never spin on it
-      close(ErrorCode::InternalError, "receive buffer full");
-      co_return false;
-    }
-    auto [ec, n] = co_await io_.read_some(net::buffer(buf.data() + end, buf.size() - end));
+  RecvBuffer buf(kSmallReadBuffer, large_size());
+  auto read_more = [&](std::size_t frame_size) -> awaitable<bool> {
+    buf.set_large(large_size());
+    const auto space = buf.prepare(frame_size);
+    auto [ec, n] = co_await io_.read_some(net::buffer(space.data(), space.size()));
     if (ec) {
       fail(ec == net::error::eof ? "peer closed the connection" : "read failed: " + ec.message());
       co_return false;
     }
-    end += n;
+    buf.commit(n, space.size());
     last_rx_ = std::chrono::steady_clock::now();
     co_return true;
   };
 
   // Preface.
-  while (end < proto::kPreface.size()) {
-    if (!co_await read_more()) co_return;
+  while (buf.pending().size() < proto::kPreface.size()) {
+    if (!co_await read_more(proto::kPreface.size())) co_return;
   }
-  if (std::memcmp(buf.data(), proto::kPreface.data(), proto::kPreface.size()) != 0) {
+  if (std::memcmp(buf.pending().data(), proto::kPreface.data(), proto::kPreface.size()) != 0) {
     logger()->warn("{} from {}: not a proxer tunnel peer (bad preface)", opts_.name, remote_);
     close(ErrorCode::ProtocolError, "bad preface: not a proxer protocol v1 peer");
     co_return;
   }
-  begin = proto::kPreface.size();
+  buf.consume(proto::kPreface.size());
 
   for (;;) {
     if (closed_) co_return;
-    if (buf.size() < wanted_size()) buf.resize(wanted_size());  // keeps content and offsets
-    auto d = proto::decode(std::span(buf.data() + begin, end - begin), opts_.max_payload);
+    auto d = proto::decode(buf.pending(), opts_.max_payload);
     if (d.status == proto::DecodeStatus::Frame) {
-      begin += d.consumed;
-      if (!dispatch(d.header, d.payload)) co_return;
-      if (begin == end) begin = end = 0;
+      // dispatch() copies what it keeps: the payload may be consumed right after.
+      const bool ok = dispatch(d.header, d.payload);
+      buf.consume(d.consumed);
+      if (!ok) co_return;
       continue;
     }
     if (d.status == proto::DecodeStatus::Error) {
       logger()->warn("{} from {}: malformed frame: {}", opts_.name, remote_,
                      proto::to_string(d.error));
-      close(ErrorCode::ProtocolError, std::string("malformed frame: ") +
-                                          std::string(proto::to_string(d.error)));
+      close(ErrorCode::ProtocolError,
+            std::string("malformed frame: ") + std::string(proto::to_string(d.error)));
       co_return;
     }
-    if (d.needed > buf.size() - begin) {  // frame does not fit behind `begin`: compact
-      std::memmove(buf.data(), buf.data() + begin, end - begin);
-      end -= begin;
-      begin = 0;
-    }
-    if (!co_await read_more()) co_return;
+    if (!co_await read_more(d.needed)) co_return;
   }
 }
 
@@ -567,7 +562,8 @@ awaitable<void> Session::ticker() {
       close(ErrorCode::IdleTimeout, "heartbeat timeout");
       co_return;
     }
-    if (opts_.heartbeat_interval.count() > 0 && now - last_hb_sent_ >= opts_.heartbeat_interval / 2) {
+    if (opts_.heartbeat_interval.count() > 0 &&
+        now - last_hb_sent_ >= opts_.heartbeat_interval / 2) {
       last_hb_sent_ = now;
       std::string ts(8, '\0');
       proto::put_u64(reinterpret_cast<std::uint8_t*>(ts.data()), monotonic_ns());

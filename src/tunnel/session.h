@@ -10,7 +10,6 @@
 // write through the session's queue; a large write is not copied: the writer sends the caller's
 // buffer and the caller waits until it is flushed.
 #include <boost/unordered/unordered_flat_map.hpp>
-
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -162,9 +161,9 @@ class Session : public std::enable_shared_from_this<Session> {
   friend class Stream;
   struct WriteItem {
     proto::HeaderBytes header;
-    std::string owned;                // copied payload (control frames, small data)
-    net::const_buffer borrowed;       // zero-copy payload (large data; caller waits)
-    std::shared_ptr<Stream> waiter;   // notified with seq when flushed (borrowed only)
+    std::string owned;               // copied payload (control frames, small data)
+    net::const_buffer borrowed;      // zero-copy payload (large data; caller waits)
+    std::shared_ptr<Stream> waiter;  // notified with seq when flushed (borrowed only)
     std::uint64_t seq = 0;
     bool raw = false;  // no frame header (the preface)
   };

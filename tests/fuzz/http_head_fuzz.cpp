@@ -288,7 +288,8 @@ void check_request(std::string_view head, std::size_t input_size) {
 
   check_routing(h);
   check_tokens(h);
-  check_error_response(static_cast<unsigned>(100 + input_size % 500), h.method_string(), h.target());
+  check_error_response(static_cast<unsigned>(100 + input_size % 500), h.method_string(),
+                       h.target());
   check_request_round_trip(h);
 
   // The input picks the rewrite parameters too, so every combination is reached.

@@ -117,20 +117,26 @@ TEST(Session, LargeTransfersOnManyStreamsArriveIntactUnderFlowControl) {
   for (int i = 0; i < kStreams; ++i) streams.push_back(p.gw->open_stream({"app", ""}));
   int done = 0;
   for (int i = 0; i < kStreams; ++i) {
-    net::co_spawn(p.ioc, [&, i]() -> awaitable<void> {
-      auto data = pattern(kBytes, static_cast<std::uint8_t>(i));
-      EXPECT_FALSE(co_await streams[i]->write(net::buffer(data)));  // large: zero-copy path
-      streams[i]->shutdown_send();
-      ++done;
-    }, net::detached);
+    net::co_spawn(
+        p.ioc,
+        [&, i]() -> awaitable<void> {
+          auto data = pattern(kBytes, static_cast<std::uint8_t>(i));
+          EXPECT_FALSE(co_await streams[i]->write(net::buffer(data)));  // large: zero-copy path
+          streams[i]->shutdown_send();
+          ++done;
+        },
+        net::detached);
   }
-  bool ok = run_for(p.ioc, [&]() -> awaitable<void> {
-    while (p.agent_h->opened.size() < kStreams) co_await net::post(p.ioc, net::use_awaitable);
-    for (int i = 0; i < kStreams; ++i) {
-      auto got = co_await read_all(p.agent_h->opened[i]);
-      EXPECT_EQ(got, pattern(kBytes, static_cast<std::uint8_t>(i))) << "stream " << i;
-    }
-  }(), std::chrono::seconds(30));
+  bool ok = run_for(
+      p.ioc,
+      [&]() -> awaitable<void> {
+        while (p.agent_h->opened.size() < kStreams) co_await net::post(p.ioc, net::use_awaitable);
+        for (int i = 0; i < kStreams; ++i) {
+          auto got = co_await read_all(p.agent_h->opened[i]);
+          EXPECT_EQ(got, pattern(kBytes, static_cast<std::uint8_t>(i))) << "stream " << i;
+        }
+      }(),
+      std::chrono::seconds(30));
   ASSERT_TRUE(ok);
   EXPECT_EQ(done, kStreams);
 }
@@ -139,11 +145,14 @@ TEST(Session, SenderStopsAtTheWindowUntilTheReceiverReads) {
   Pair p(16 * 1024, 4 * 1024);
   auto s = p.gw->open_stream({"app", ""});
   bool wrote_all = false;
-  net::co_spawn(p.ioc, [&]() -> awaitable<void> {
-    auto data = pattern(64 * 1024, 1);
-    EXPECT_FALSE(co_await s->write(net::buffer(data)));
-    wrote_all = true;
-  }, net::detached);
+  net::co_spawn(
+      p.ioc,
+      [&]() -> awaitable<void> {
+        auto data = pattern(64 * 1024, 1);
+        EXPECT_FALSE(co_await s->write(net::buffer(data)));
+        wrote_all = true;
+      },
+      net::detached);
   settle(p.ioc, std::chrono::milliseconds(100));
   ASSERT_EQ(p.agent_h->opened.size(), 1u);
   auto remote = p.agent_h->opened[0];
@@ -192,7 +201,8 @@ TEST(Session, ClosingTheSessionFailsOpenStreams) {
   ASSERT_TRUE(ok);
   settle(p.ioc);
   EXPECT_TRUE(p.gw_h->closed);
-  EXPECT_NE(p.gw_h->closed_reason.find("shutting down"), std::string::npos) << p.gw_h->closed_reason;
+  EXPECT_NE(p.gw_h->closed_reason.find("shutting down"), std::string::npos)
+      << p.gw_h->closed_reason;
 }
 
 TEST(Session, HeartbeatsMeasureRoundTripTime) {
@@ -300,29 +310,35 @@ TEST(Pump, CopiesBothWaysBetweenSocketAndStream) {
   tcp::acceptor acc(p.ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
   const auto port = acc.local_endpoint().port();
   // Echo server on the "local target" side.
-  net::co_spawn(p.ioc, [&]() -> awaitable<void> {
-    auto sock = co_await acc.async_accept(net::use_awaitable);
-    std::array<char, 4096> buf;
-    for (;;) {
-      auto [ec, n] = co_await sock.async_read_some(net::buffer(buf), use_nothrow);
-      if (ec) break;
-      co_await net::async_write(sock, net::buffer(buf.data(), n), use_nothrow);
-    }
-    sock.shutdown(tcp::socket::shutdown_send);
-  }, net::detached);
+  net::co_spawn(
+      p.ioc,
+      [&]() -> awaitable<void> {
+        auto sock = co_await acc.async_accept(net::use_awaitable);
+        std::array<char, 4096> buf;
+        for (;;) {
+          auto [ec, n] = co_await sock.async_read_some(net::buffer(buf), use_nothrow);
+          if (ec) break;
+          co_await net::async_write(sock, net::buffer(buf.data(), n), use_nothrow);
+        }
+        sock.shutdown(tcp::socket::shutdown_send);
+      },
+      net::detached);
   auto s = p.gw->open_stream({"app", ""});
-  bool ok = run_for(p.ioc, [&]() -> awaitable<void> {
-    while (p.agent_h->opened.empty()) co_await net::post(p.ioc, net::use_awaitable);
-    tcp::socket local(p.ioc);
-    co_await local.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port),
-                                 net::use_awaitable);
-    net::co_spawn(p.ioc, pump(p.agent_h->opened[0], std::move(local)), net::detached);
-    auto data = pattern(300 * 1024, 7);
-    EXPECT_FALSE(co_await s->write(net::buffer(data)));
-    s->shutdown_send();
-    auto got = co_await read_all(s);
-    EXPECT_EQ(got, data);
-  }(), std::chrono::seconds(20));
+  bool ok = run_for(
+      p.ioc,
+      [&]() -> awaitable<void> {
+        while (p.agent_h->opened.empty()) co_await net::post(p.ioc, net::use_awaitable);
+        tcp::socket local(p.ioc);
+        co_await local.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port),
+                                     net::use_awaitable);
+        net::co_spawn(p.ioc, pump(p.agent_h->opened[0], std::move(local)), net::detached);
+        auto data = pattern(300 * 1024, 7);
+        EXPECT_FALSE(co_await s->write(net::buffer(data)));
+        s->shutdown_send();
+        auto got = co_await read_all(s);
+        EXPECT_EQ(got, data);
+      }(),
+      std::chrono::seconds(20));
   ASSERT_TRUE(ok);
 }
 
