@@ -37,6 +37,9 @@ test-asan: asan
 bench: build
 	bash scripts/install-deps.sh --bench
 	bash bench/run.sh
+	bash bench/memory.sh
+	bash bench/cost.sh
+	bash bench/scale.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
