@@ -1,7 +1,10 @@
 #include "agent/agent.h"
 
+#include <boost/asio/write.hpp>
+
 #include "core/backoff.h"
 #include "core/log.h"
+#include "proto/proxy_header.h"
 #include "transport/stream.h"
 #include "tunnel/pump.h"
 
@@ -166,6 +169,7 @@ awaitable<std::string> Agent::connect_once() {
     spec.type = t.tcp ? proto::TunnelType::Tcp : proto::TunnelType::Http;
     spec.local_target = t.host + ":" + t.port;
     spec.token = t.token.reveal();
+    spec.remote_port = t.remote_port;
     session->send_control(FrameType::RegisterTunnel, 0, proto::encode(spec));
   }
 
@@ -239,6 +243,16 @@ awaitable<void> Agent::serve_stream(std::shared_ptr<tunnel::Stream> stream,
     stream->reset(ec == net::error::timed_out ? proto::ErrorCode::ConnectTimeout
                                               : proto::ErrorCode::ConnectRefused);
     co_return;
+  }
+  if (t->tcp && !t->proxy_protocol.empty()) {
+    // The local target learns the public client's address before any of its bytes.
+    const auto header =
+        proto::proxy_header(t->proxy_protocol == "v1" ? 1 : 2, open.client_addr, open.server_addr);
+    auto [wec, n] = co_await net::async_write(sock, net::buffer(header), use_nothrow);
+    if (wec) {
+      stream->reset(proto::ErrorCode::LocalReset);
+      co_return;
+    }
   }
   co_await tunnel::pump(std::move(stream), std::move(sock));
 }

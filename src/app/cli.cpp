@@ -107,7 +107,7 @@ void run_until_signal(net::io_context& ioc, std::function<void(std::function<voi
 
 struct GatewayFlags {
   std::string config, listen, agent_listen, admin_listen, domain, token, tls_cert, tls_key,
-      public_url, request_timeout, log_level;
+      public_url, request_timeout, log_level, tcp_ports;
   CLI::App* cmd = nullptr;
   // True when the flag exists on this subcommand and was given.
   bool given(const char* name) const {
@@ -128,6 +128,8 @@ void add_gateway_flags(CLI::App* cmd, GatewayFlags& f, bool full) {
     cmd->add_option("--public-url", f.public_url, "base URL printed to agents");
     cmd->add_option("--request-timeout", f.request_timeout,
                     "wait for a response head through a tunnel [30s]");
+    cmd->add_option("--tcp-ports", f.tcp_ports,
+                    "public ports for TCP tunnels, MIN-MAX; \"\" = none [10000-10999]");
   }
   cmd->add_option("--listen", f.listen, "public HTTP listener address [0.0.0.0:8080]");
   cmd->add_option("--admin-listen", f.admin_listen, "admin API listener [127.0.0.1:9000]");
@@ -156,6 +158,7 @@ std::optional<config::GatewayConfig> build_gateway_config(const GatewayFlags& f,
   if (f.given("--tls-key")) cfg.tls_key = f.tls_key;
   if (f.given("--public-url")) cfg.public_url = f.public_url;
   if (f.given("--log-level")) cfg.log_level = f.log_level;
+  if (f.given("--tcp-ports")) cfg.tcp_port_range = f.tcp_ports;
   if (f.given("--request-timeout")) {
     apply_duration("--request-timeout", f.request_timeout, cfg.request_timeout, errors);
   }
@@ -181,7 +184,8 @@ int run_gateway(config::GatewayConfig cfg) {
 // ---- agent ------------------------------------------------------------------------------------
 
 struct AgentFlags {
-  std::string config, gateway, token, id, ca, server_name, log_level, name;
+  std::string config, gateway, token, id, ca, server_name, log_level, name, proxy_protocol;
+  std::uint16_t remote_port = 0;
   std::vector<std::string> tunnels;
   bool insecure = false;
   CLI::App* cmd = nullptr;
@@ -385,6 +389,18 @@ int main(int argc, char** argv) {
   http->add_option("--name", http_flags.name, "tunnel name [random]");
   add_agent_flags(http, http_flags, false);
 
+  AgentFlags tcp_flags;
+  std::string tcp_port;
+  auto* tcp = app.add_subcommand("tcp", "publish one local TCP port through a gateway");
+  tcp->add_option("port", tcp_port, "local port, HOST:PORT or tcp://HOST:PORT")->required();
+  tcp->add_option("--name", tcp_flags.name, "tunnel name [random]");
+  tcp->add_option("--remote-port", tcp_flags.remote_port,
+                  "public port to ask the gateway for [the gateway picks]");
+  tcp->add_option("--proxy-protocol", tcp_flags.proxy_protocol,
+                  "send a PROXY protocol header (v1 or v2) to the local target")
+      ->check(CLI::IsMember({"v1", "v2"}));
+  add_agent_flags(tcp, tcp_flags, false);
+
   GatewayFlags up_flags;
   auto* up = app.add_subcommand("up", "gateway + agent + demo site in one process, to try proxer");
   add_gateway_flags(up, up_flags, false);
@@ -412,6 +428,24 @@ int main(int argc, char** argv) {
     auto t = config::parse_tunnel_spec(name + "=" + http_port, &err);
     if (!t) return fail_with({err}, "tunnel");
     auto cfg = build_agent_config(http_flags, {*t}, errors);
+    if (!cfg) return fail_with(errors, "agent configuration");
+    return run_agent(std::move(*cfg), true);
+  }
+  if (tcp->parsed()) {
+    const std::string name = tcp_flags.name.empty() ? "t" + random_hex(4) : tcp_flags.name;
+    std::string target = tcp_port;
+    if (target.find("://") == std::string::npos) target = "tcp://" + target;
+    if (target.rfind("tcp://", 0) != 0)
+      return fail_with({"expected a port, HOST:PORT or tcp://HOST:PORT, got '" + tcp_port + "'"},
+                       "target");
+    // A bare port means 127.0.0.1:PORT, as for `proxer http`.
+    if (target.find(':', 6) == std::string::npos) target = "tcp://127.0.0.1:" + target.substr(6);
+    std::string err;
+    auto t = config::parse_tunnel_spec(name + "=" + target, &err);
+    if (!t) return fail_with({err}, "tunnel");
+    t->remote_port = tcp_flags.remote_port;
+    t->proxy_protocol = tcp_flags.proxy_protocol;
+    auto cfg = build_agent_config(tcp_flags, {*t}, errors);
     if (!cfg) return fail_with(errors, "agent configuration");
     return run_agent(std::move(*cfg), true);
   }

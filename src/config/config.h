@@ -48,14 +48,22 @@ struct GatewayConfig {
   Duration pool_idle_timeout{60'000};      // ([pool] idle_timeout)
   std::string log_level = "info";          // ([log] level) trace|debug|info|warn|error|off
   bool log_json = false;                   // ([log] format) "text"|"json"
+  // ([tcp] port_range) public ports TCP tunnels may get, "MIN-MAX"; "" = no TCP tunnels
+  std::string tcp_port_range = "10000-10999";
+  std::string
+      tcp_bind;  // ([tcp] bind) IP address TCP tunnel ports listen on; "" = host of `listen`
+  Duration tcp_idle_timeout{
+      3'600'000};  // ([tcp] idle_timeout) close a TCP tunnel connection idle this long
 };
 
 struct TunnelConfig {
-  std::string name;        // DNS label: 1-63 of [a-z0-9-], no leading/trailing '-'
-  std::string url;         // "http://host:port" or "tcp://host:port" (local target)
-  std::string host, port;  // parsed from url (host without IPv6 brackets)
-  bool tcp = false;        // scheme tcp://
-  Secret token;            // per-tunnel token, empty = none
+  std::string name;               // DNS label: 1-63 of [a-z0-9-], no leading/trailing '-'
+  std::string url;                // "http://host:port" or "tcp://host:port" (local target)
+  std::string host, port;         // parsed from url (host without IPv6 brackets)
+  bool tcp = false;               // scheme tcp://
+  Secret token;                   // per-tunnel token, empty = none
+  std::uint16_t remote_port = 0;  // TCP: public port asked of the gateway; 0 = it picks
+  std::string proxy_protocol;     // TCP: "" | "v1" | "v2": PROXY header sent to the local target
 };
 
 struct AgentConfig {
@@ -111,6 +119,9 @@ std::optional<TunnelConfig> parse_tunnel_spec(std::string_view, std::string* err
 // Splits "h:p" or "[v6]:p" (host returned without brackets). Syntax only: host and port
 // non-empty, port all digits, at most one unbracketed ':'. Range checks are validate()'s job.
 bool split_host_port(std::string_view in, std::string& host, std::string& port);
+// "10000-10999" (or one port, "7000"): inclusive, 1-65535, min <= max.
+std::optional<std::pair<std::uint16_t, std::uint16_t>> parse_port_range(std::string_view,
+                                                                        std::string* error);
 // "http://{domain}:{port of listen}" with ":80" omitted. Ignores cfg.public_url (callers use
 // that when it is set). With `listen` on port 0, use the overload with the bound port.
 std::string default_public_url(const GatewayConfig&);

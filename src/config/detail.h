@@ -42,6 +42,8 @@ std::optional<std::string> token_error(const Secret& token);
 
 // Host of an address or URL: hostname, IPv4 or IPv6 (without brackets).
 bool valid_host(std::string_view host);
+// An IPv4 or IPv6 address (no host name, no zone).
+bool ip_literal(std::string_view host);
 
 // Port digits to a number; nullopt when not 0..65535 (or 1..65535 without allow_zero).
 std::optional<std::uint16_t> parse_port(std::string_view port, bool allow_zero);

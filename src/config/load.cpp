@@ -414,6 +414,13 @@ void read_gateway(Reader& r, GatewayConfig& c) {
     p.finish();
   }
   {
+    auto t = r.section("tcp");
+    t.string("port_range", c.tcp_port_range, "10000-10999");
+    t.string("bind", c.tcp_bind, "0.0.0.0");
+    t.duration("idle_timeout", c.tcp_idle_timeout);
+    t.finish();
+  }
+  {
     auto l = r.section("log");
     l.string("level", c.log_level, "info");
     l.log_format("format", c.log_json);
@@ -433,6 +440,8 @@ void read_agent(Reader& r, AgentConfig& c) {
     t.string("name", tunnel.name);
     t.string("url", tunnel.url, "http://127.0.0.1:3000");
     t.secret("token", tunnel.token);
+    t.count("remote_port", tunnel.remote_port);
+    t.string("proxy_protocol", tunnel.proxy_protocol, "v2");
     t.finish();
     c.tunnels.push_back(std::move(tunnel));  // even when broken: keeps indexes equal to the file's
   });

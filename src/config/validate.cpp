@@ -224,6 +224,15 @@ std::vector<Issue> check_gateway(const GatewayConfig& cfg) {
   c.range("limits.max_header_bytes", cfg.max_header_bytes, kMinHeaderBytes, kMaxHeaderBytes, true);
   if (cfg.max_connections == 0) c.add("limits.max_connections", "must be at least 1");
   c.duration("pool.idle_timeout", cfg.pool_idle_timeout);
+  if (!cfg.tcp_port_range.empty()) {
+    std::string why;
+    if (!parse_port_range(cfg.tcp_port_range, &why)) c.add("tcp.port_range", why);
+  }
+  if (!cfg.tcp_bind.empty() && !ip_literal(cfg.tcp_bind)) {
+    c.add("tcp.bind",
+          "expected an IP address (e.g. \"0.0.0.0\", \"::\"), got " + quote(cfg.tcp_bind));
+  }
+  c.duration("tcp.idle_timeout", cfg.tcp_idle_timeout);
   c.log(cfg.log_level);
   return c.take();
 }
@@ -314,6 +323,21 @@ std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
       if (!parse_target(t.url, t, &why)) c.add(prefix + "url", why);
     }
     c.token(prefix + "token", t.token);
+    if (t.tcp && !t.token.empty()) {
+      c.add(prefix + "token",
+            "per-tunnel tokens protect HTTP tunnels only; a TCP tunnel cannot check one");
+    }
+    if (t.remote_port != 0 && !t.tcp && !t.url.empty()) {
+      c.add(prefix + "remote_port", "only TCP tunnels (tcp://) have a public port");
+    }
+    if (!t.proxy_protocol.empty()) {
+      if (t.proxy_protocol != "v1" && t.proxy_protocol != "v2") {
+        c.add(prefix + "proxy_protocol",
+              "expected \"v1\" or \"v2\" (or leave it out), got " + quote(t.proxy_protocol));
+      } else if (!t.tcp && !t.url.empty()) {
+        c.add(prefix + "proxy_protocol", "only TCP tunnels (tcp://) send a PROXY protocol header");
+      }
+    }
   }
 
   c.duration("timeouts.connect", cfg.connect_timeout);

@@ -187,6 +187,25 @@ bool split_host_port(std::string_view in, std::string& host, std::string& port) 
   return true;
 }
 
+std::optional<std::pair<std::uint16_t, std::uint16_t>> parse_port_range(std::string_view in,
+                                                                        std::string* error) {
+  const auto dash = in.find('-');
+  const auto lo = in.substr(0, dash);
+  const auto hi = dash == std::string_view::npos ? lo : in.substr(dash + 1);
+  const auto a = detail::parse_port(lo, false);
+  const auto b = detail::parse_port(hi, false);
+  if (!a || !b) {
+    set_error(error, "expected \"MIN-MAX\" with ports 1-65535 (e.g. \"10000-10999\"), got " +
+                         detail::quote(in));
+    return std::nullopt;
+  }
+  if (*a > *b) {
+    set_error(error, "the first port must not be above the second, got " + detail::quote(in));
+    return std::nullopt;
+  }
+  return std::make_pair(*a, *b);
+}
+
 std::optional<TunnelConfig> parse_tunnel_spec(std::string_view spec, std::string* error) {
   auto fail = [&](const std::string& why) -> std::optional<TunnelConfig> {
     set_error(error, "tunnel " + detail::quote(redact_spec(spec)) + ": " + why);
@@ -202,6 +221,13 @@ std::optional<TunnelConfig> parse_tunnel_spec(std::string_view spec, std::string
   const auto at = left.find('@');
   TunnelConfig out;
   out.name = left.substr(0, at);
+  // "db:7000=tcp://..." asks the gateway for public port 7000.
+  if (const auto colon = out.name.find(':'); colon != std::string::npos) {
+    const auto port = detail::parse_port(std::string_view(out.name).substr(colon + 1), false);
+    if (!port) return fail("expected NAME:PORT with a port 1-65535 before '='");
+    out.remote_port = *port;
+    out.name.resize(colon);
+  }
   if (at != std::string_view::npos) {
     const auto token = left.substr(at + 1);
     if (token.empty()) return fail("empty token after '@'");
@@ -214,6 +240,7 @@ std::optional<TunnelConfig> parse_tunnel_spec(std::string_view spec, std::string
   auto url = detail::parse_target(target, out, &why);
   if (!url) return fail(why);
   out.url = std::move(*url);
+  if (out.remote_port != 0 && !out.tcp) return fail("only tcp:// tunnels have a public port");
   return out;
 }
 
@@ -277,6 +304,13 @@ std::optional<std::uint16_t> parse_port(std::string_view port, bool allow_zero) 
   for (char c : port) value = value * 10 + static_cast<std::uint32_t>(c - '0');
   if (value > 65535 || (value == 0 && !allow_zero)) return std::nullopt;
   return static_cast<std::uint16_t>(value);
+}
+
+bool ip_literal(std::string_view host) {
+  const std::string h(host);
+  in6_addr v6{};
+  in_addr v4{};
+  return inet_pton(AF_INET6, h.c_str(), &v6) == 1 || inet_pton(AF_INET, h.c_str(), &v4) == 1;
 }
 
 bool valid_host(std::string_view host) {

@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "gateway/agent_conn.h"
+#include "gateway/tcp_tunnels.h"
 #include "proxer/web_assets.h"
 #include "transport/stream.h"
 
@@ -61,6 +62,10 @@ std::string tunnels_json(const Context& ctx) {
                    {"avg_latency_ms", std::round(avg * 1000.0) / 1000.0},
                    {"last_status", s.last_status},
                    {"idle_streams", t->idle.size()}};
+    if (t->tcp) {  // TCP tunnels: request_count counts connections
+      o["public_port"] = t->public_port;
+      o["open_connections"] = t->tcp->connections();
+    }
     if (t->session) {
       o["carrier"] = t->session->carrier();
       o["rtt_us"] = t->session->rtt().count();

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include "core/log.h"
+#include "gateway/tcp_tunnels.h"
 
 namespace proxer::gateway {
 
@@ -131,6 +132,10 @@ std::vector<std::string> AgentConn::urls_for(const std::string& name) const {
   return urls;
 }
 
+std::string AgentConn::tcp_url_for(std::uint16_t port) const {
+  return "tcp://" + ctx_.cfg.domain + ":" + std::to_string(port);
+}
+
 void AgentConn::on_register(proto::Bytes payload) {
   proto::RegisterResult result;
   std::string err;
@@ -145,26 +150,45 @@ void AgentConn::on_register(proto::Bytes payload) {
     result.error = err;
   } else {
     result.name = spec->name;
-    if (spec->type == proto::TunnelType::Tcp) {
-      result.error = "TCP tunnels are not supported by this gateway yet";
-    } else {
-      auto t = std::make_shared<Tunnel>();
-      t->name = spec->name;
-      t->type = spec->type;
-      t->local_target = spec->local_target;
-      t->token = Secret(spec->token);
-      t->agent_id = agent_id_;
-      t->agent = weak_from_this();
-      t->session = session_;
-      t->connected_since = std::chrono::system_clock::now();
+    auto t = std::make_shared<Tunnel>();
+    t->name = spec->name;
+    t->type = spec->type;
+    t->local_target = spec->local_target;
+    t->token = Secret(spec->token);
+    t->agent_id = agent_id_;
+    t->agent = weak_from_this();
+    t->session = session_;
+    t->connected_since = std::chrono::system_clock::now();
+    bool ready = true;
+    if (spec->type == proto::TunnelType::Tcp && !spec->token.empty()) {
+      ready = false;
+      result.error = "per-tunnel tokens protect HTTP tunnels only; a TCP tunnel cannot carry one";
+    } else if (spec->type == proto::TunnelType::Tcp) {
+      // The name's previous holder (this agent's stale session, or an earlier registration on
+      // this one) gives its port up first, so the tunnel can get the same port again.
+      ready = ctx_.registry.can_add(*t, &result.error);
+      if (ready) {
+        if (auto old = ctx_.registry.find(t->name); old && old->tcp) old->tcp->stop();
+        t->tcp = open_tcp_listener(ctx_, t, spec->remote_port, &result.error);
+        ready = t->tcp != nullptr;
+        if (ready) t->public_port = t->tcp->port();
+      }
+    }
+    if (ready) {
       if (ctx_.registry.add(t, &result.error)) {
         result.ok = true;
-        result.urls = urls_for(spec->name);
+        result.urls =
+            t->tcp ? std::vector<std::string>{tcp_url_for(t->public_port)} : urls_for(spec->name);
         if (std::find(tunnels_.begin(), tunnels_.end(), spec->name) == tunnels_.end()) {
           tunnels_.push_back(spec->name);
         }
-        logger()->info("tunnel '{}' registered by agent '{}'{}", spec->name, agent_id_,
-                       t->token.empty() ? "" : " (token required)");
+        if (t->tcp) {
+          logger()->info("TCP tunnel '{}' registered by agent '{}' on port {}", spec->name,
+                         agent_id_, t->public_port);
+        } else {
+          logger()->info("tunnel '{}' registered by agent '{}'{}", spec->name, agent_id_,
+                         t->token.empty() ? "" : " (token required)");
+        }
       }
     }
   }

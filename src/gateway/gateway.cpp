@@ -2,6 +2,7 @@
 
 #include "core/log.h"
 #include "gateway/agent_conn.h"
+#include "gateway/tcp_tunnels.h"
 
 namespace proxer::gateway {
 
@@ -154,6 +155,9 @@ void Gateway::shutdown(std::function<void()> done) {
   ctx_->draining = true;
   error_code ec;
   agent_acceptor_.close(ec);
+  for (auto& t : ctx_->registry.all()) {
+    if (t->tcp) t->tcp->stop();  // no new TCP tunnel connections; open ones end with the session
+  }
   public_.drain();
   for (auto& a : ctx_->registry.agents()) {
     a->session()->go_away(proto::ErrorCode::Shutdown, "gateway shutting down");

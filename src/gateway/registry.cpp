@@ -1,6 +1,7 @@
 #include "gateway/registry.h"
 
 #include "gateway/agent_conn.h"
+#include "gateway/tcp_tunnels.h"
 
 namespace proxer::gateway {
 
@@ -9,17 +10,23 @@ std::shared_ptr<Tunnel> Registry::find(std::string_view name) const {
   return it == tunnels_.end() ? nullptr : it->second;
 }
 
-bool Registry::add(std::shared_ptr<Tunnel> t, std::string* error) {
-  auto it = tunnels_.find(t->name);
-  if (it != tunnels_.end()) {
-    auto& old = it->second;
-    const bool live = old->session && !old->session->closed();
-    if (live && old->session != t->session) {
-      *error = "tunnel name '" + t->name + "' is already served by agent '" + old->agent_id + "'";
-      return false;
-    }
+bool Registry::can_add(const Tunnel& t, std::string* error) const {
+  auto it = tunnels_.find(t.name);
+  if (it == tunnels_.end()) return true;
+  const auto& old = it->second;
+  const bool live = old->session && !old->session->closed();
+  if (live && old->session != t.session) {
+    *error = "tunnel name '" + t.name + "' is already served by agent '" + old->agent_id + "'";
+    return false;
   }
-  tunnels_[t->name] = std::move(t);
+  return true;
+}
+
+bool Registry::add(std::shared_ptr<Tunnel> t, std::string* error) {
+  if (!can_add(*t, error)) return false;
+  auto& slot = tunnels_[t->name];
+  if (slot && slot != t && slot->tcp) slot->tcp->stop();
+  slot = std::move(t);
   return true;
 }
 
@@ -28,6 +35,7 @@ void Registry::remove(std::string_view name, const tunnel::Session* session) {
   if (it == tunnels_.end() || it->second->session.get() != session) return;
   for (auto& s : it->second->idle) s.stream->reset(proto::ErrorCode::Cancelled);
   it->second->idle.clear();
+  if (it->second->tcp) it->second->tcp->stop();
   tunnels_.erase(it);
 }
 

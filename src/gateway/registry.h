@@ -15,6 +15,7 @@
 namespace proxer::gateway {
 
 class AgentConn;
+class TcpListener;
 
 struct TunnelStats {
   std::uint64_t request_count = 0;
@@ -40,6 +41,8 @@ struct Tunnel {
   };
   std::vector<IdleStream> idle;  // LIFO pool of reusable streams (most recent at the back)
   TunnelStats stats;
+  std::shared_ptr<TcpListener> tcp;  // TCP tunnels: the public port's listener
+  std::uint16_t public_port = 0;     // TCP tunnels: the public port
 };
 
 class Registry {
@@ -47,6 +50,8 @@ class Registry {
   std::shared_ptr<Tunnel> find(std::string_view name) const;
   // Fails (returns false) when `name` is held by a different live agent.
   bool add(std::shared_ptr<Tunnel> t, std::string* error);
+  // Whether add() would accept `t` (same rule, no change).
+  bool can_add(const Tunnel& t, std::string* error) const;
   // Removes `name` if it is still served by `session`.
   void remove(std::string_view name, const tunnel::Session* session);
   std::vector<std::shared_ptr<Tunnel>> all() const;

@@ -145,10 +145,12 @@ std::string encode(const AuthResponse& m) {
 }
 
 std::string encode(const TunnelSpec& m) {
-  return serialize({{"name", m.name},
-                    {"type", m.type == TunnelType::Tcp ? "tcp" : "http"},
-                    {"local_target", m.local_target},
-                    {"token", m.token}});
+  json::object o{{"name", m.name},
+                 {"type", m.type == TunnelType::Tcp ? "tcp" : "http"},
+                 {"local_target", m.local_target},
+                 {"token", m.token}};
+  if (m.remote_port != 0) o["remote_port"] = m.remote_port;
+  return json::serialize(o);
 }
 
 std::string encode(const RegisterResult& m) {
@@ -166,12 +168,21 @@ std::string encode(const OpenStream& m) {
       std::string_view(m.tunnel).substr(0, std::min<std::size_t>(0xffff, room));
   const std::string_view addr = std::string_view(m.client_addr)
                                     .substr(0, std::min<std::size_t>(0xffff, room - tunnel.size()));
+  std::string_view server;
+  if (!m.server_addr.empty() && room - tunnel.size() - addr.size() > 2) {
+    server = std::string_view(m.server_addr)
+                 .substr(0, std::min<std::size_t>(0xffff, room - tunnel.size() - addr.size() - 2));
+  }
   std::string out;
-  out.reserve(4 + tunnel.size() + addr.size());
+  out.reserve(6 + tunnel.size() + addr.size() + server.size());
   put_u16(out, tunnel.size());
   out += tunnel;
   put_u16(out, addr.size());
   out += addr;
+  if (!server.empty()) {
+    put_u16(out, server.size());
+    out += server;
+  }
   return out;
 }
 
@@ -235,6 +246,13 @@ std::optional<TunnelSpec> decode_tunnel_spec(Bytes in, std::string* error) {
       !get_string(*o, "token", m.token, false, error)) {
     return std::nullopt;
   }
+  std::uint32_t port = 0;
+  if (!get_u32(*o, "remote_port", port, error)) return std::nullopt;
+  if (port > 65535) {
+    *error = "remote_port must be 0..65535";
+    return std::nullopt;
+  }
+  m.remote_port = static_cast<std::uint16_t>(port);
   if (type == "http") {
     m.type = TunnelType::Http;
   } else if (type == "tcp") {
@@ -274,7 +292,9 @@ std::optional<OpenStream> decode_open_stream(Bytes in, std::string* error) {
     pos += n;
     return true;
   };
-  if (!read_str(m.tunnel) || !read_str(m.client_addr) || pos != in.size()) {
+  // The server address is optional: absent, or a third length-prefixed field.
+  if (!read_str(m.tunnel) || !read_str(m.client_addr) ||
+      (pos != in.size() && !read_str(m.server_addr)) || pos != in.size()) {
     *error = "malformed OPEN_STREAM payload";
     return std::nullopt;
   }

@@ -37,8 +37,9 @@ enum class TunnelType : std::uint8_t { Http, Tcp };
 struct TunnelSpec {
   std::string name;
   TunnelType type = TunnelType::Http;
-  std::string local_target;  // informational: shown in the admin API
-  std::string token;         // per-tunnel secret the gateway enforces; empty: none
+  std::string local_target;       // informational: shown in the admin API
+  std::string token;              // per-tunnel secret the gateway enforces; empty: none
+  std::uint16_t remote_port = 0;  // TCP tunnels: public port asked for; 0 = the gateway picks
 };
 
 struct RegisterResult {
@@ -51,6 +52,7 @@ struct RegisterResult {
 struct OpenStream {
   std::string tunnel;
   std::string client_addr;  // "ip:port" of the public client, for logs/PROXY protocol
+  std::string server_addr;  // "ip:port" the client connected to (optional; PROXY protocol)
 };
 
 struct CodeReason {

@@ -61,6 +61,12 @@ TEST(ValidateGateway, EachRuleReportsItsKey) {
       {"unreadable", [](auto& c) { c.tls_cert = c.tls_key = "/nonexistent"; },
        "tls.cert: cannot read \"/nonexistent\""},
       {"directory", [](auto& c) { c.tls_cert = c.tls_key = "/"; }, "is a directory"},
+      {"tcp range", [](auto& c) { c.tcp_port_range = "9000-8000"; },
+       "tcp.port_range: the first port must not be above the second"},
+      {"tcp range form", [](auto& c) { c.tcp_port_range = "lots"; },
+       "tcp.port_range: expected \"MIN-MAX\""},
+      {"tcp bind", [](auto& c) { c.tcp_bind = "example.com"; }, "tcp.bind: expected an IP address"},
+      {"tcp idle", [](auto& c) { c.tcp_idle_timeout = 0ms; }, "tcp.idle_timeout: must be greater"},
       {"zero timeout", [](auto& c) { c.request_timeout = 0ms; },
        "timeouts.request: must be greater than 0"},
       {"negative", [](auto& c) { c.header_timeout = -1s; }, "timeouts.header: must be greater"},
@@ -213,6 +219,22 @@ TEST(ValidateAgent, EachRuleReportsItsKey) {
        "tunnels[0].url: a target is scheme://host:port without a path"},
       {"tunnel token", [](auto& c) { c.tunnels[0].token = Secret(" "); },
        "tunnels[0].token: must not contain"},
+      {"port on http", [](auto& c) { c.tunnels[0].remote_port = 7000; },
+       "tunnels[0].remote_port: only TCP tunnels (tcp://) have a public port"},
+      {"proxy version",
+       [](auto& c) {
+         c.tunnels[0].url = "tcp://127.0.0.1:1";
+         c.tunnels[0].proxy_protocol = "v3";
+       },
+       "tunnels[0].proxy_protocol: expected \"v1\" or \"v2\""},
+      {"proxy on http", [](auto& c) { c.tunnels[0].proxy_protocol = "v1"; },
+       "tunnels[0].proxy_protocol: only TCP tunnels"},
+      {"token on tcp",
+       [](auto& c) {
+         c.tunnels[0].url = "tcp://127.0.0.1:1";
+         c.tunnels[0].token = Secret("s3cret");
+       },
+       "tunnels[0].token: per-tunnel tokens protect HTTP tunnels only"},
       {"connect", [](auto& c) { c.connect_timeout = 0ms; }, "timeouts.connect: must be greater"},
       {"local", [](auto& c) { c.local_connect_timeout = 0ms; }, "timeouts.local_connect"},
       {"backoff", [](auto& c) { c.reconnect_min = 1min; },

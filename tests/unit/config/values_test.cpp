@@ -156,6 +156,43 @@ TEST(TunnelSpec, ParsesEveryUrlForm) {
   }
 }
 
+TEST(TunnelSpec, TcpTunnelMayAskForAPublicPort) {
+  std::string error;
+  auto t = parse_tunnel_spec("db:7000=tcp://127.0.0.1:6379", &error);
+  ASSERT_TRUE(t) << error;
+  EXPECT_EQ(t->name, "db");
+  EXPECT_EQ(t->remote_port, 7000);
+  EXPECT_TRUE(t->tcp);
+  t = parse_tunnel_spec("db=tcp://127.0.0.1:6379", &error);
+  ASSERT_TRUE(t) << error;
+  EXPECT_EQ(t->remote_port, 0);
+  for (const auto& [spec, why] : std::vector<std::pair<std::string, std::string>>{
+           {"app:7000=3000", "only tcp:// tunnels have a public port"},
+           {"db:0=tcp://127.0.0.1:1", "NAME:PORT"},
+           {"db:x=tcp://127.0.0.1:1", "NAME:PORT"},
+           {"db:70000=tcp://127.0.0.1:1", "NAME:PORT"},
+       }) {
+    EXPECT_FALSE(parse_tunnel_spec(spec, &error)) << spec;
+    EXPECT_NE(error.find(why), std::string::npos) << spec << ": " << error;
+  }
+}
+
+TEST(PortRange, ParsesRangesAndSinglePorts) {
+  std::string error;
+  auto r = parse_port_range("10000-10999", &error);
+  ASSERT_TRUE(r) << error;
+  EXPECT_EQ(r->first, 10000);
+  EXPECT_EQ(r->second, 10999);
+  r = parse_port_range("7000", &error);
+  ASSERT_TRUE(r) << error;
+  EXPECT_EQ(r->first, 7000);
+  EXPECT_EQ(r->second, 7000);
+  for (const char* bad : {"", "-", "0-10", "10-65536", "2000-1000", "a-b", "1-2-3", " 1-2"}) {
+    EXPECT_FALSE(parse_port_range(bad, &error)) << bad;
+    EXPECT_FALSE(error.empty());
+  }
+}
+
 TEST(TunnelSpec, RejectsBadSpecsWithAReason) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"app3000", "expected NAME=URL or NAME@TOKEN=URL"},

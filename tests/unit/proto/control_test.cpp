@@ -97,6 +97,22 @@ TEST(ControlPayload, TunnelSpecRoundTrips) {
   }
 }
 
+TEST(ControlPayload, TunnelSpecCarriesTheRequestedPort) {
+  TunnelSpec in{.name = "db", .type = TunnelType::Tcp, .remote_port = 7000};
+  std::string err;
+  auto out = decode_tunnel_spec(span_of(encode(in)), &err);
+  ASSERT_TRUE(out) << err;
+  EXPECT_EQ(out->remote_port, 7000);
+  // Absent means "the gateway picks"; the encoder leaves it out then.
+  EXPECT_EQ(encode(TunnelSpec{.name = "db"}).find("remote_port"), std::string::npos);
+  out = decode_tunnel_spec(span_of(R"({"name":"db","type":"tcp"})"), &err);
+  ASSERT_TRUE(out) << err;
+  EXPECT_EQ(out->remote_port, 0);
+  EXPECT_FALSE(decode_tunnel_spec(span_of(R"({"name":"db","remote_port":65536})"), &err));
+  EXPECT_NE(err.find("remote_port"), std::string::npos) << err;
+  EXPECT_FALSE(decode_tunnel_spec(span_of(R"({"name":"db","remote_port":"80"})"), &err));
+}
+
 TEST(ControlPayload, TunnelSpecDefaultsToHttp) {
   // UNREGISTER_TUNNEL carries only {"name"} and is decoded with the same function.
   std::string err;
@@ -139,6 +155,23 @@ TEST(ControlPayload, OpenStreamRoundTrips) {
     EXPECT_EQ(out->tunnel, in.tunnel);
     EXPECT_EQ(out->client_addr, in.client_addr);
   }
+}
+
+TEST(ControlPayload, OpenStreamServerAddressIsAnOptionalThirdField) {
+  const auto wire = encode(OpenStream{"db", "1.2.3.4:5", "10.0.0.1:10001"});
+  EXPECT_EQ(to_hex(span_of(wire)),
+            "00 02 64 62 00 09 31 2e 32 2e 33 2e 34 3a 35 "
+            "00 0e 31 30 2e 30 2e 30 2e 31 3a 31 30 30 30 31");
+  std::string err;
+  auto out = decode_open_stream(span_of(wire), &err);
+  ASSERT_TRUE(out) << err;
+  EXPECT_EQ(out->server_addr, "10.0.0.1:10001");
+  // Two fields (no server address) still decode; a cut third field does not.
+  out = decode_open_stream(span_of(encode(OpenStream{"db", "1.2.3.4:5"})), &err);
+  ASSERT_TRUE(out) << err;
+  EXPECT_TRUE(out->server_addr.empty());
+  EXPECT_FALSE(decode_open_stream(span_of(wire.substr(0, wire.size() - 1)), &err));
+  EXPECT_FALSE(decode_open_stream(span_of(wire + "x"), &err));
 }
 
 TEST(ControlPayload, OpenStreamEncodingIsLengthPrefixed) {
