@@ -36,8 +36,9 @@ gw_rest=$(kib $gw VmRSS); ag_rest=$(kib $ag VmRSS)
 t0=$(date +%s.%N)
 got=$(curl -fs "http://127.0.0.1:$L/t/mem/bytes?n=$SIZE&seed=1" | wc -c)
 t1=$(date +%s.%N)
+# -T - streams stdin (chunked); --data-binary @- would read all of it into curl's memory first.
 res=$(head -c "$SIZE" /dev/zero | curl -fs -X POST -H 'Content-Type: application/octet-stream' \
-  --data-binary @- "http://127.0.0.1:$L/t/mem/upload")
+  -T - "http://127.0.0.1:$L/t/mem/upload")
 t2=$(date +%s.%N)
 gw_hwm=$(kib $gw VmHWM); ag_hwm=$(kib $ag VmHWM)
 gw_end=$(kib $gw VmRSS); ag_end=$(kib $ag VmRSS)

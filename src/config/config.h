@@ -36,6 +36,7 @@ struct GatewayConfig {
   Duration header_timeout{10'000};      // ([timeouts] header) full client request head -> 408
   Duration idle_timeout{60'000};        // ([timeouts] idle) keep-alive idle client connection
   Duration shutdown_grace{10'000};      // ([timeouts] shutdown_grace) drain deadline on SIGTERM
+  Duration forward_timeout{5'000};      // ([timeouts] forward) POST /forward of the admin API
   Duration heartbeat_interval{10'000};  // ([session] heartbeat_interval) told to agents
   Duration session_ttl{30'000};  // ([session] ttl) session dropped after this long without a frame
   std::uint32_t window = 256 * 1024;    // ([session] window) per-stream flow-control window, bytes

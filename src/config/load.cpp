@@ -389,6 +389,7 @@ void read_gateway(Reader& r, GatewayConfig& c) {
     t.duration("header", c.header_timeout);
     t.duration("idle", c.idle_timeout);
     t.duration("shutdown_grace", c.shutdown_grace);
+    t.duration("forward", c.forward_timeout);
     t.finish();
   }
   {

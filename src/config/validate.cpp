@@ -202,6 +202,7 @@ std::vector<Issue> check_gateway(const GatewayConfig& cfg) {
   c.duration("timeouts.header", cfg.header_timeout);
   c.duration("timeouts.idle", cfg.idle_timeout);
   c.duration("timeouts.shutdown_grace", cfg.shutdown_grace);
+  c.duration("timeouts.forward", cfg.forward_timeout);
   c.duration("session.heartbeat_interval", cfg.heartbeat_interval);
   c.duration("session.ttl", cfg.session_ttl);
   if (cfg.heartbeat_interval.count() > 0 && cfg.heartbeat_interval >= cfg.session_ttl) {

@@ -4,9 +4,11 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <cmath>
 
 #include "core/log.h"
 #include "gateway/agent_conn.h"
+#include "gateway/forward_api.h"
 #include "gateway/tcp_tunnels.h"
 #include "proxer/web_assets.h"
 #include "transport/stream.h"
@@ -76,6 +78,57 @@ std::string tunnels_json(const Context& ctx) {
   return json::serialize(json::object{{"tunnels", std::move(arr)}});
 }
 
+// POST /forward makes the gateway send a request into a tunnel, and the admin listener has no
+// login: a web page in the operator's browser must not be able to trigger it. A cross-site form
+// or fetch cannot send Content-Type: application/json without a CORS preflight (which this
+// server never grants), and a DNS-rebinding page reaches us under its own host name, not under
+// an IP address or "localhost".
+std::optional<std::pair<unsigned, std::string>> refuse_browser_forgery(
+    const bhttp::request<bhttp::string_body>& req) {
+  const auto ctype = req[bhttp::field::content_type];
+  const auto base = ctype.substr(0, ctype.find(';'));
+  if (!boost::beast::iequals(base, "application/json")) {
+    return std::pair{415u, std::string("POST /forward needs Content-Type: application/json")};
+  }
+  std::string host(req[bhttp::field::host]);
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(1, host.find(']') - 1);
+  } else if (auto colon = host.rfind(':'); colon != std::string::npos) {
+    host.resize(colon);
+  }
+  error_code ec;
+  net::ip::make_address(host, ec);
+  if (ec && !boost::beast::iequals(host, "localhost")) {
+    return std::pair{403u, std::string("POST /forward is only accepted with an IP address or "
+                                       "localhost in the Host header")};
+  }
+  return std::nullopt;
+}
+
+std::string connections_json(const Context& ctx) {
+  json::array arr;
+  auto agents = ctx.registry.agents();
+  std::sort(agents.begin(), agents.end(), [](const auto& a, const auto& b) {
+    return a->connected_since() < b->connected_since();
+  });
+  for (const auto& a : agents) {
+    const auto& s = a->session();
+    json::array tunnels;
+    for (const auto& name : a->tunnels()) tunnels.emplace_back(name);
+    json::object o{
+        {"id", a->session_id()},
+        {"agent_id", a->agent_id()},
+        {"remote_address", s ? s->remote_address() : ""},
+        {"carrier", s ? s->carrier() : ""},
+        {"connected_since", iso8601(a->connected_since())},
+        {"tunnels", std::move(tunnels)},
+        {"open_streams", s ? s->stream_count() : 0},
+        {"rtt_ms", s ? std::round(static_cast<double>(s->rtt().count()) / 10.0) / 100.0 : 0.0}};
+    arr.push_back(std::move(o));
+  }
+  return json::serialize(json::object{{"connections", std::move(arr)}});
+}
+
 AdminServer::AdminServer(net::any_io_executor ex, Context& ctx)
     : ex_(ex), ctx_(ctx), acceptor_(ex) {}
 
@@ -133,6 +186,21 @@ awaitable<void> AdminServer::serve(tcp::socket sock) {
       res.result(bhttp::status::ok);
       res.set(bhttp::field::content_type, "application/json");
       res.body() = tunnels_json(ctx_);
+    } else if (get && (target == "/connections" || target == "/api/connections")) {
+      res.result(bhttp::status::ok);
+      res.set(bhttp::field::content_type, "application/json");
+      res.body() = connections_json(ctx_);
+    } else if (req.method() == bhttp::verb::post &&
+               (target == "/forward" || target == "/api/forward")) {
+      res.set(bhttp::field::content_type, "application/json");
+      if (auto why = refuse_browser_forgery(req)) {
+        res.result(why->first);
+        res.body() = json::serialize(json::object{{"error", why->second}});
+      } else {
+        auto reply = co_await forward_json(ctx_, req.body());
+        res.result(reply.status);
+        res.body() = std::move(reply.json);
+      }
     } else if (get) {
       const auto* asset = web::find_asset(target == "/" ? "/index.html" : target);
       if (asset && !target.starts_with("/demo/")) {

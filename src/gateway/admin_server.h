@@ -25,5 +25,6 @@ class AdminServer {
 // JSON bodies of the admin API (exposed for tests).
 std::string health_json(const Context& ctx);
 std::string tunnels_json(const Context& ctx);
+std::string connections_json(const Context& ctx);
 
 }  // namespace proxer::gateway
