@@ -18,6 +18,9 @@ namespace {
 constexpr std::size_t kMaxResponseHead = 64 * 1024;
 constexpr std::size_t kBodyChunk = 64 * 1024;
 constexpr std::size_t kSmallRead = 4 * 1024;
+// Chunked bodies go through Beast's parser for validation; the decoded bytes land here and are
+// dropped (the raw bytes are what is forwarded).
+constexpr std::size_t kSinkSize = 8 * 1024;
 constexpr auto kLingerTimeout = std::chrono::milliseconds(2000);
 constexpr std::size_t kLingerBytes = 1024 * 1024;
 
@@ -88,8 +91,33 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
     timer_.cancel();
   }
 
+  // The stream of this connection's last request, kept while the client is kept alive (as
+  // HAProxy keeps a server connection with its client connection): with many keep-alive
+  // clients, each reuses its own stream instead of all of them competing for the tunnel's
+  // pool, which holds only pool.idle_per_tunnel and would otherwise make the agent open and
+  // close a local connection per request. Returned to the pool when the client goes away.
+  std::shared_ptr<tunnel::Stream> take_stream(const std::shared_ptr<Tunnel>& t) {
+    if (held_ && held_tunnel_ == t && held_->reusable()) {
+      held_tunnel_.reset();
+      return std::move(held_);
+    }
+    release_held();
+    return take_idle_stream(*t);
+  }
+  void release_held() {
+    if (held_ && held_tunnel_) {
+      give_back_stream(*held_tunnel_, std::move(held_), ctx_.cfg.pool_idle_per_tunnel);
+    } else if (held_) {
+      held_->reset(proto::ErrorCode::Cancelled);
+    }
+    held_.reset();
+    held_tunnel_.reset();
+  }
+
   PublicServer& server_;
   Context& ctx_;
+  std::shared_ptr<tunnel::Stream> held_;
+  std::shared_ptr<Tunnel> held_tunnel_;
   tcp::socket sock_;
   net::steady_timer timer_;
   boost::beast::flat_buffer buf_;
@@ -149,12 +177,14 @@ awaitable<void> ClientConn::run() {
     if (head_len == 0) break;
     auto outcome = co_await handle(head_len);
     if (outcome == Outcome::Abort) {
+      release_held();
       close();
       timer_.cancel();
       co_return;
     }
     if (outcome != Outcome::KeepAlive) break;
   }
+  release_held();
   co_await lingering_close();
 }
 
@@ -345,7 +375,7 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
   std::shared_ptr<tunnel::Stream> stream;
   bool reused = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    stream = attempt == 0 ? take_idle_stream(*t) : nullptr;
+    stream = attempt == 0 ? take_stream(t) : nullptr;
     reused = stream != nullptr;
     if (!stream) {
       if (!t->session || t->session->closed()) {
@@ -397,7 +427,8 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
       body_sent += n;
     }
   } else if (chunked_req) {
-    std::array<char, 8192> sink;
+    // On the heap: an array here would sit in every request's coroutine frame, chunked or not.
+    const auto sink = std::make_unique_for_overwrite<char[]>(kSinkSize);
     while (!p.is_done()) {
       if (buf_.size() == 0) {
         arm(ctx_.cfg.idle_timeout);
@@ -408,15 +439,15 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
           co_return Outcome::Abort;
         }
       }
-      req.body().data = sink.data();
-      req.body().size = sink.size();
+      req.body().data = sink.get();
+      req.body().size = kSinkSize;
       error_code pec;
       const std::size_t n = p.put(buf_.data(), pec);
       if (pec && pec != bhttp::error::need_buffer && pec != bhttp::error::need_more) {
         stream->reset(proto::ErrorCode::Cancelled);
         co_return co_await fail(400, "bad_request", "malformed chunked body: " + pec.message());
       }
-      body_sent += sink.size() - req.body().size;
+      body_sent += kSinkSize - req.body().size;
       if (ctx_.cfg.max_body_bytes > 0 && body_sent > ctx_.cfg.max_body_bytes) {
         stream->reset(proto::ErrorCode::Cancelled);
         co_return co_await fail(
@@ -646,7 +677,8 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
       left -= n;
     }
   } else if (chunked_res) {
-    std::array<char, 8192> sink;
+    // On the heap: an array here would sit in every request's coroutine frame, chunked or not.
+    const auto sink = std::make_unique_for_overwrite<char[]>(kSinkSize);
     bool need_all = false;  // the parser needs bytes beyond the front chunk
     while (!rp.is_done() && body_ok) {
       auto data = view(need_all ? stream->peek_all() : stream->peek());
@@ -658,8 +690,8 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
         }
         continue;
       }
-      res.body().data = sink.data();
-      res.body().size = sink.size();
+      res.body().data = sink.get();
+      res.body().size = kSinkSize;
       error_code pec;
       const std::size_t n = rp.put(net::buffer(data.data(), data.size()), pec);
       if (pec && pec != bhttp::error::need_buffer && pec != bhttp::error::need_more) {
@@ -712,7 +744,10 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
     }
     co_return Outcome::Abort;
   }
-  if (upstream_keep_alive && !until_close) {
+  if (upstream_keep_alive && !until_close && client_keep_alive) {
+    held_ = std::move(stream);  // this client's next request to `t` reuses it first
+    held_tunnel_ = std::move(t);
+  } else if (upstream_keep_alive && !until_close) {
     give_back_stream(*t, std::move(stream), ctx_.cfg.pool_idle_per_tunnel);
   } else {
     stream->reset(proto::ErrorCode::Cancelled);

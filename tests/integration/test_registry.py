@@ -45,6 +45,35 @@ class RegistryTest(harness.ProxerTestCase):
         self.assertIn("replacing its previous session", gw.stderr())
 
 
+class StreamReuseTest(harness.ProxerTestCase):
+    """A keep-alive client keeps its tunnel stream between requests; the pool gets it back when
+    the client leaves."""
+
+    def test_client_connection_keeps_its_stream_then_returns_it(self):
+        be = self.backend()
+        gw = self.gateway()
+        ag = self.agent(gw.ports.agent, [harness.tunnel_spec("reuse", be.port)])
+        harness.wait_tunnel(gw.ports.admin, "reuse", procs=[gw, ag])
+        conn = __import__("http.client").client.HTTPConnection(harness.LOOPBACK, gw.ports.listen,
+                                                               timeout=10)
+        for _ in range(3):
+            status, _, body = harness.http_request("GET", gw.ports.listen, "/t/reuse/hello",
+                                                   conn=conn)
+            self.assertEqual((status, body), (200, b"Hello, world\n"))
+            t = harness.find_tunnel(gw.ports.admin, "reuse")
+            self.assertEqual(t["idle_streams"], 0)  # held by the connection, not pooled
+            self.assertEqual(t["open_streams"], 1)  # one stream served all three requests
+        conn.close()
+        deadline = time.monotonic() + 5
+        while harness.find_tunnel(gw.ports.admin, "reuse")["idle_streams"] != 1:
+            self.assertLess(time.monotonic(), deadline, "stream never returned to the pool")
+            time.sleep(0.05)
+        # The next client takes it from the pool: still one stream in all.
+        status, _, _ = harness.http_request("GET", gw.ports.listen, "/t/reuse/hello")
+        self.assertEqual(status, 200)
+        self.assertEqual(harness.find_tunnel(gw.ports.admin, "reuse")["open_streams"], 1)
+
+
 class LimitsTest(harness.ProxerTestCase):
     @classmethod
     def start_class_processes(cls):
