@@ -58,6 +58,32 @@ for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$M/api/health" &
 ag=$!; pids+=($ag)
 for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$L/t/c/hello" && break; sleep 0.1; done
 
+# The reference: nginx as a single-hop reverse proxy to the same backend (1 worker, upstream
+# keep-alive), measured the same way.
+P=$(free_port)
+mkdir -p "$W/proxy"
+cat >"$W/proxy/nginx.conf" <<EOF
+worker_processes 1;
+pid $W/proxy/nginx.pid;
+error_log $W/proxy/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $W/proxy; proxy_temp_path $W/proxy; fastcgi_temp_path $W/proxy;
+  uwsgi_temp_path $W/proxy; scgi_temp_path $W/proxy;
+  upstream be { server 127.0.0.1:$B; keepalive 64; }
+  server {
+    listen 127.0.0.1:$P;
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+nginx -c "$W/proxy/nginx.conf" -g 'daemon off;' &
+pids+=($!)
+for _ in $(seq 50); do [[ -s $W/proxy/nginx.pid ]] && break; sleep 0.1; done
+proxy_worker=$(pgrep -P "$(cat "$W/proxy/nginx.pid")" | head -1)
+
 hz=$(getconf CLK_TCK)
 echo "| path | c | req/s | gateway µs CPU/req | agent µs CPU/req | backend µs CPU/req | gateway busy | agent busy | backend busy |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -73,5 +99,20 @@ for p in $PATHS; do
         us = 1e6 / hz / r
         printf "| %s | %d | %s | %.1f | %.1f | %.1f | %.0f%% | %.0f%% | %.0f%% |\n", p, c, rps,
           g * us, a * us, n * us, 100 * g / hz / d, 100 * a / hz / d, 100 * n / hz / d }'
+  done
+done
+echo
+echo "| reference: nginx reverse proxy | c | req/s | nginx µs CPU/req | nginx busy |"
+echo "|---|---:|---:|---:|---:|"
+for p in $PATHS; do
+  for c in $CONNS; do
+    x0=$(ticks "$proxy_worker")
+    out=$(wrk -t1 -c"$c" -d"${DURATION}s" "http://127.0.0.1:$P$p")
+    x1=$(ticks "$proxy_worker")
+    reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
+    rps=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
+    awk -v p="$p" -v c="$c" -v rps="$rps" -v r="$reqs" -v hz="$hz" -v d="$DURATION" \
+      -v x=$((x1 - x0)) 'BEGIN {
+        printf "| %s | %d | %s | %.1f | %.0f%% |\n", p, c, rps, x * 1e6 / hz / r, 100 * x / hz / d }'
   done
 done

@@ -24,5 +24,6 @@ export PROJECT_TUNNEL_CMD="
     --admin-listen 127.0.0.1:9192 --token bench-token --log-level warn &
   '$BIN' agent --gateway tcp://127.0.0.1:9191 --token bench-token \
     --tunnel \"bench=http://\$BACKEND_ADDR\" --log-level warn &
+  trap 'kill \$(jobs -p) 2>/dev/null' EXIT TERM INT   # the harness stops this shell only
   wait"
 exec bash "$PEERS" "$@"
