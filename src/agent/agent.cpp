@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <boost/asio/write.hpp>
+#include <boost/beast/websocket/error.hpp>
 
 #include "core/backoff.h"
 #include "core/log.h"
@@ -39,7 +40,7 @@ std::string_view to_string(State s) {
 
 Agent::Agent(net::any_io_executor ex, config::AgentConfig cfg)
     : ex_(ex), cfg_(std::move(cfg)), event_(ex), sleep_timer_(ex) {
-  if (cfg_.gateway_scheme == "tls") {
+  if (cfg_.gateway_scheme == "tls" || cfg_.gateway_scheme == "wss") {
     tls_ = transport::make_client_tls_context(cfg_.ca_file, cfg_.insecure);
   }
 }
@@ -105,10 +106,11 @@ awaitable<std::string> Agent::connect_once() {
   opts.opener = false;
   opts.name = "agent";
   opts.idle_timeout = cfg_.connect_timeout * 3;  // until AUTH_RESPONSE sets the real one
+  std::variant<tcp::socket, transport::TlsStream> next(std::move(sock));
   if (tls_) {
     const auto& sni = cfg_.server_name.empty() ? cfg_.gateway_host : cfg_.server_name;
-    auto [hec, tls] =
-        co_await transport::tls_client_handshake(std::move(sock), *tls_, sni, cfg_.connect_timeout);
+    auto [hec, tls] = co_await transport::tls_client_handshake(
+        std::move(std::get<tcp::socket>(next)), *tls_, sni, cfg_.connect_timeout);
     if (hec) {
       std::string msg = "TLS handshake with the gateway at " + where + " failed: " + hec.message();
       if (hec.category() == net::error::get_ssl_category()) {
@@ -116,10 +118,32 @@ awaitable<std::string> Agent::connect_once() {
       }
       co_return msg;
     }
-    session_ = std::make_shared<tunnel::Session>(transport::Stream(std::move(tls)), opts);
-  } else {
-    session_ = std::make_shared<tunnel::Session>(transport::Stream(std::move(sock)), opts);
+    next.emplace<transport::TlsStream>(std::move(tls));
   }
+  std::optional<transport::Stream> io;
+  if (cfg_.gateway_scheme == "ws" || cfg_.gateway_scheme == "wss") {
+    // Host header: the port only when it is not the scheme's default.
+    std::string host = cfg_.gateway_host.find(':') != std::string::npos
+                           ? "[" + cfg_.gateway_host + "]"
+                           : cfg_.gateway_host;
+    if (cfg_.gateway_port != (cfg_.gateway_scheme == "ws" ? "80" : "443")) {
+      host += ":" + cfg_.gateway_port;
+    }
+    auto [wec, ws] = co_await transport::ws_client_handshake(
+        std::move(next), host, cfg_.gateway_path, cfg_.connect_timeout);
+    if (wec) {
+      co_return "WebSocket handshake with " + cfg_.gateway + " failed: " + wec.message() +
+          (wec == boost::beast::websocket::error::upgrade_declined
+               ? " (is the path right? the gateway serves /ws)"
+               : "");
+    }
+    io.emplace(std::move(*ws));
+  } else if (auto* tls = std::get_if<transport::TlsStream>(&next)) {
+    io.emplace(std::move(*tls));
+  } else {
+    io.emplace(std::move(std::get<tcp::socket>(next)));
+  }
+  session_ = std::make_shared<tunnel::Session>(std::move(*io), opts);
   auto session = session_;
   session_closed_ = false;
   auth_.reset();

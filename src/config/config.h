@@ -69,8 +69,9 @@ struct TunnelConfig {
 
 struct AgentConfig {
   std::string gateway;  // (gateway) "tcp://host:port" | "tls://host:port"
-  std::string gateway_scheme, gateway_host, gateway_port;  // parsed by validate()
-  Secret token;                                            // (token)
+  // Parsed by validate(). gateway_path: the WebSocket path of ws:// and wss:// ("/ws" if none).
+  std::string gateway_scheme, gateway_host, gateway_port, gateway_path;
+  Secret token;    // (token)
   std::string id;  // (id) agent id; empty = the CLI derives "<hostname>-<hash of tunnel names>"
   std::string ca_file;      // (ca) CA bundle to verify the gateway; empty = system store
   bool insecure = false;    // (insecure) skip TLS verification (explicit only)

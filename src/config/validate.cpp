@@ -245,6 +245,7 @@ std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
   cfg.gateway_scheme.clear();
   cfg.gateway_host.clear();
   cfg.gateway_port.clear();
+  cfg.gateway_path.clear();
   std::string scheme;  // known even when the rest of the address is bad, for the TLS checks
   if (cfg.gateway.empty()) {
     if (required) c.add("gateway", "required, e.g. \"tls://gateway.example.com:8443\"");
@@ -255,18 +256,35 @@ std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
               quote(cfg.gateway));
   } else {
     scheme = cfg.gateway.substr(0, sep);
-    const auto rest = cfg.gateway.substr(sep + 3);
-    if (scheme == "ws" || scheme == "wss" || scheme == "http" || scheme == "https") {
-      c.add("gateway", "the " + scheme + ":// carrier is not supported yet; use tcp:// or tls://");
+    auto rest = cfg.gateway.substr(sep + 3);
+    const bool ws = scheme == "ws" || scheme == "wss";
+    std::string path;
+    if (ws) {
+      // ws://host[:port][/path]: the port defaults to 80/443, the path to /ws.
+      const auto slash = rest.find('/');
+      path = slash == std::string::npos ? "/ws" : rest.substr(slash);
+      rest = rest.substr(0, slash);
+      std::string h, p;
+      if (!rest.empty() && !split_host_port(rest, h, p)) rest += scheme == "ws" ? ":80" : ":443";
+    }
+    if (scheme == "http" || scheme == "https") {
+      c.add("gateway", "the " + scheme +
+                           ":// (long-poll) carrier is not supported yet; use tcp://, tls://, "
+                           "ws:// or wss://");
       scheme.clear();
-    } else if (scheme != "tcp" && scheme != "tls") {
-      c.add("gateway", "unknown scheme " + quote(scheme) + " (use tcp:// or tls://)");
+    } else if (scheme != "tcp" && scheme != "tls" && !ws) {
+      c.add("gateway",
+            "unknown scheme " + quote(scheme) + " (use tcp://, tls://, ws:// or wss://)");
       scheme.clear();
+    } else if (ws && path.find_first_of("?# \t") != std::string::npos) {
+      c.add("gateway", "the WebSocket path must not contain a query, fragment or spaces, got " +
+                           quote(cfg.gateway));
     } else if (rest.find_first_of("/?#@") != std::string::npos) {
       c.add("gateway",
             "expected \"" + scheme + "://host:port\" without a path, got " + quote(cfg.gateway));
     } else if (auto addr = c.address("gateway", rest, false)) {
       cfg.gateway_scheme = scheme;
+      cfg.gateway_path = path;
       std::string host, port;
       split_host_port(rest, host, port);
       cfg.gateway_host = std::move(host);
@@ -275,11 +293,11 @@ std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
   }
   // TLS-only settings on a plain-TCP gateway are most likely a mistake that would leave the user
   // believing the connection is verified.
-  if (scheme == "tcp") {
-    if (!cfg.ca_file.empty()) c.add("ca", "only used with a tls:// gateway", "gateway");
-    if (cfg.insecure) c.add("insecure", "only used with a tls:// gateway", "gateway");
+  if (scheme == "tcp" || scheme == "ws") {
+    if (!cfg.ca_file.empty()) c.add("ca", "only used with a tls:// or wss:// gateway", "gateway");
+    if (cfg.insecure) c.add("insecure", "only used with a tls:// or wss:// gateway", "gateway");
     if (!cfg.server_name.empty())
-      c.add("server_name", "only used with a tls:// gateway", "gateway");
+      c.add("server_name", "only used with a tls:// or wss:// gateway", "gateway");
   }
   if (cfg.insecure && !cfg.ca_file.empty()) {
     c.add("insecure", "contradicts ca: a CA bundle is set but verification is disabled", "ca");

@@ -31,8 +31,37 @@ std::string random_id() {
 
 }  // namespace
 
-AgentConn::AgentConn(Context& ctx, std::shared_ptr<tunnel::Session> session)
-    : ctx_(ctx), session_(std::move(session)), auth_timer_(session_->get_executor()) {}
+AgentConn::AgentConn(Context& ctx, std::shared_ptr<tunnel::Session> session, std::string session_id)
+    : ctx_(ctx),
+      session_(std::move(session)),
+      session_id_(std::move(session_id)),
+      auth_timer_(session_->get_executor()) {}
+
+std::string AgentConn::new_id() {
+  return random_id();
+}
+
+void AgentConn::start_session(Context& ctx, transport::Stream io, std::string session_id) {
+  const auto& cfg = ctx.cfg;
+  if (auto* s = io.tcp_socket()) {
+    error_code ec;
+    s->set_option(tcp::no_delay(true), ec);
+  }
+  tunnel::SessionOptions opts;
+  opts.opener = true;
+  opts.max_payload = cfg.max_frame;
+  opts.window = cfg.window;
+  opts.max_streams = cfg.max_streams_per_session;
+  opts.idle_timeout = cfg.session_ttl;
+  opts.name = "gateway";
+  auto session = std::make_shared<tunnel::Session>(std::move(io), opts);
+  if (ctx.draining) {
+    session->close(proto::ErrorCode::Shutdown, "gateway shutting down");
+    return;
+  }
+  auto conn = std::make_shared<AgentConn>(ctx, session, std::move(session_id));
+  conn->start();
+}
 
 void AgentConn::start() {
   session_->start(shared_from_this());
@@ -92,7 +121,7 @@ void AgentConn::on_auth(proto::Bytes payload) {
   authed_ = true;
   auth_timer_.cancel();
   agent_id_ = req->agent_id;
-  session_id_ = random_id();
+  if (session_id_.empty()) session_id_ = random_id();
   // The same agent reconnecting replaces its stale session (the old one may not know yet).
   if (auto old = ctx_.registry.agent(agent_id_); old && old.get() != this) {
     logger()->info("agent '{}' reconnected from {}: replacing its previous session", agent_id_,

@@ -6,13 +6,21 @@
 #include <vector>
 
 #include "gateway/context.h"
+#include "transport/stream.h"
 #include "tunnel/session.h"
 
 namespace proxer::gateway {
 
 class AgentConn : public tunnel::SessionHandler, public std::enable_shared_from_this<AgentConn> {
  public:
-  AgentConn(Context& ctx, std::shared_ptr<tunnel::Session> session);
+  AgentConn(Context& ctx, std::shared_ptr<tunnel::Session> session, std::string session_id = {});
+
+  // Runs the protocol over an accepted agent connection (any carrier): builds the session with
+  // the gateway's settings and starts authentication. `session_id` is the id already told to
+  // the agent (WebSocket carriers send it in the 101), else one is drawn at authentication.
+  static void start_session(Context& ctx, transport::Stream io, std::string session_id = {});
+  // A fresh random connection id (16 hex digits).
+  static std::string new_id();
 
   // Starts the session and the authentication deadline.
   void start();

@@ -1,5 +1,7 @@
 #include "gateway/gateway.h"
 
+#include <boost/asio/read.hpp>
+
 #include "core/log.h"
 #include "gateway/agent_conn.h"
 #include "gateway/tcp_tunnels.h"
@@ -7,7 +9,8 @@
 namespace proxer::gateway {
 
 namespace {
-constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
+// TLS, then the first bytes (and the WebSocket upgrade) of a new agent connection.
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 
 std::shared_ptr<spdlog::logger> logger() {
   static const auto l = log::get("gateway");  // NOLINT: immutable after first use
@@ -107,34 +110,57 @@ awaitable<void> Gateway::agent_handshake(tcp::socket sock) {
   error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
   const auto remote = sock.remote_endpoint(ec);
-  const auto& cfg = ctx_->cfg;
-  tunnel::SessionOptions opts;
-  opts.opener = true;
-  opts.max_payload = cfg.max_frame;
-  opts.window = cfg.window;
-  opts.max_streams = cfg.max_streams_per_session;
-  opts.idle_timeout = cfg.session_ttl;
-  opts.name = "gateway";
-  std::shared_ptr<tunnel::Session> session;
+  const auto deadline = std::chrono::duration_cast<std::chrono::milliseconds>(kHandshakeTimeout);
+  std::variant<tcp::socket, transport::TlsStream> next(std::move(sock));
   if (tls_) {
     auto [hec, tls] = co_await transport::tls_server_handshake(
-        std::move(sock), *tls_,
-        std::chrono::duration_cast<std::chrono::milliseconds>(kTlsHandshakeTimeout));
+        std::move(std::get<tcp::socket>(next)), *tls_, deadline);
     if (hec) {
       logger()->info("TLS handshake with {} failed: {}", remote.address().to_string(),
                      hec.message());
       co_return;
     }
-    session = std::make_shared<tunnel::Session>(transport::Stream(std::move(tls)), opts);
-  } else {
-    session = std::make_shared<tunnel::Session>(transport::Stream(std::move(sock)), opts);
+    next.emplace<transport::TlsStream>(std::move(tls));
   }
-  if (stopping_) {
-    session->close(proto::ErrorCode::Shutdown, "gateway shutting down");
+  // The first four bytes tell the carrier: "GET " opens a WebSocket upgrade, anything else is
+  // the protocol preface (checked by the session).
+  std::string first(4, '\0');
+  {
+    net::steady_timer timer(ex_, deadline);
+    tcp::socket* lowest = std::visit(
+        [](auto& s) -> tcp::socket* { return &boost::beast::get_lowest_layer(s); }, next);
+    timer.async_wait([lowest](error_code tec) {
+      error_code ignored;
+      if (!tec) lowest->cancel(ignored);
+    });
+    auto [rec, n] = co_await std::visit(
+        [&](auto& s) { return net::async_read(s, net::buffer(first), use_nothrow); }, next);
+    timer.cancel();
+    if (rec) {
+      logger()->debug("agent connection from {} ended before its first bytes: {}",
+                      remote.address().to_string(), rec.message());
+      co_return;
+    }
+  }
+  if (first == "GET ") {
+    const auto id = AgentConn::new_id();
+    auto [wec, ws] = co_await transport::ws_server_accept(std::move(next), first, id, deadline);
+    if (wec) {
+      logger()->info("WebSocket handshake with {} failed: {}", remote.address().to_string(),
+                     wec.message());
+      co_return;
+    }
+    AgentConn::start_session(*ctx_, std::move(*ws), id);
     co_return;
   }
-  auto conn = std::make_shared<AgentConn>(*ctx_, session);
-  conn->start();
+  std::optional<transport::Stream> io;
+  if (auto* tls = std::get_if<transport::TlsStream>(&next)) {
+    io.emplace(std::move(*tls));
+  } else {
+    io.emplace(std::move(std::get<tcp::socket>(next)));
+  }
+  io->unread(std::move(first));
+  AgentConn::start_session(*ctx_, std::move(*io));
 }
 
 awaitable<void> Gateway::housekeeping() {

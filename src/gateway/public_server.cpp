@@ -3,8 +3,10 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include "core/log.h"
+#include "gateway/agent_conn.h"
 #include "http/rules.h"
 #include "tunnel/pump.h"
 
@@ -96,6 +98,13 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   // clients, each reuses its own stream instead of all of them competing for the tunnel's
   // pool, which holds only pool.idle_per_tunnel and would otherwise make the agent open and
   // close a local connection per request. Returned to the pool when the client goes away.
+  bool is_agent_websocket(const bhttp::request_header<>& req) const {
+    auto target = req.target();
+    target = target.substr(0, target.find('?'));
+    return target == "/ws" && boost::beast::websocket::is_upgrade(req) &&
+           !http::tunnel_from_host(req[bhttp::field::host], ctx_.cfg.domain);
+  }
+
   std::shared_ptr<tunnel::Stream> take_stream(const std::shared_ptr<Tunnel>& t) {
     if (held_ && held_tunnel_ == t && held_->reusable()) {
       held_tunnel_.reset();
@@ -260,6 +269,21 @@ awaitable<Outcome> ClientConn::handle(std::size_t head_len) {
     co_await respond_error(400, "bad_request",
                            "malformed request: " + (ec ? ec.message() : "incomplete head"), false);
     co_return Outcome::Close;
+  }
+  // Agents on the WebSocket carrier: GET /ws with an Upgrade, on a host that is not a tunnel's
+  // (app.example.com/ws stays the app's own WebSocket).
+  if (is_agent_websocket(p.get())) {
+    std::string already(static_cast<const char*>(buf_.data().data()), buf_.size());
+    buf_.consume(buf_.size());
+    const auto id = AgentConn::new_id();
+    auto [wec, ws] = co_await transport::ws_server_accept(std::move(sock_), std::move(already), id,
+                                                          ctx_.cfg.header_timeout);
+    if (wec) {
+      logger()->info("agent WebSocket handshake from {} failed: {}", client_addr_, wec.message());
+    } else {
+      AgentConn::start_session(ctx_, std::move(*ws), id);
+    }
+    co_return Outcome::Abort;  // the socket now belongs to the agent session (or is gone)
   }
   buf_.consume(head_len);
   ++ctx_.stats.requests_total;

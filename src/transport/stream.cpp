@@ -4,6 +4,9 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 
@@ -11,22 +14,46 @@ namespace proxer::transport {
 
 using namespace net::experimental::awaitable_operators;
 
+namespace websocket = boost::beast::websocket;
+
+namespace {
+template <typename T>
+constexpr bool is_ws = std::is_same_v<T, WsStream> || std::is_same_v<T, WssStream>;
+}  // namespace
+
 awaitable<std::pair<error_code, std::size_t>> Stream::read_some(net::mutable_buffer buf) {
+  if (!prefix_.empty()) {
+    const auto n = std::min(prefix_.size(), buf.size());
+    std::memcpy(buf.data(), prefix_.data(), n);
+    prefix_.erase(0, n);
+    co_return std::pair{error_code{}, n};
+  }
   auto [ec, n] =
       co_await std::visit([&](auto& s) { return s.async_read_some(buf, use_nothrow); }, v_);
+  if (ec == websocket::error::closed) ec = net::error::eof;  // the peer's close frame
   co_return std::pair{ec, n};
 }
 
 awaitable<std::pair<error_code, std::size_t>> Stream::write(
     std::span<const net::const_buffer> bufs) {
-  auto [ec, n] =
-      co_await std::visit([&](auto& s) { return net::async_write(s, bufs, use_nothrow); }, v_);
+  auto [ec, n] = co_await std::visit(
+      [&](auto& s) {
+        using S = std::decay_t<decltype(s)>;
+        if constexpr (is_ws<S>) {
+          return s.async_write(bufs, use_nothrow);  // one binary message per gather write
+        } else {
+          return net::async_write(s, bufs, use_nothrow);
+        }
+      },
+      v_);
   co_return std::pair{ec, n};
 }
 
 tcp::socket* Stream::tcp_socket() {
   if (auto* s = std::get_if<tcp::socket>(&v_)) return s;
   if (auto* t = std::get_if<TlsStream>(&v_)) return &t->next_layer();
+  if (auto* w = std::get_if<WsStream>(&v_)) return &w->next_layer();
+  if (auto* w = std::get_if<WssStream>(&v_)) return &w->next_layer().next_layer();
   return nullptr;
 }
 
@@ -60,9 +87,8 @@ void Stream::cancel() {
 std::string Stream::remote_address() const {
   error_code ec;
   if (std::holds_alternative<UnixSocket>(v_)) return "unix";
-  const tcp::socket* t = std::holds_alternative<tcp::socket>(v_)
-                             ? &std::get<tcp::socket>(v_)
-                             : &std::get<TlsStream>(v_).next_layer();
+  const tcp::socket* t = const_cast<Stream*>(this)->tcp_socket();
+  if (t == nullptr) return "unknown";
   auto ep = t->remote_endpoint(ec);
   if (ec) return "unknown";
   auto addr = ep.address();
@@ -76,6 +102,10 @@ const char* Stream::carrier() const {
       return "tcp";
     case 1:
       return "tls";
+    case 3:
+      return "ws";
+    case 4:
+      return "wss";
     default:
       return "unix";
   }
@@ -238,6 +268,95 @@ error_code listen_tcp(tcp::acceptor& acceptor, const std::string& host_port, int
   }
   acceptor.listen(backlog, ec);
   return ec;
+}
+
+}  // namespace proxer::transport
+
+namespace proxer::transport {
+
+namespace {
+
+template <typename WS>
+void configure(WS& ws) {
+  ws.binary(true);
+  ws.auto_fragment(false);
+  ws.read_message_max(0);  // the session bounds each frame; a message is just a write batch
+}
+
+// Cancels the lowest socket of `ws` when the deadline passes; returns a flag set on expiry.
+template <typename WS>
+std::shared_ptr<bool> arm_deadline(net::steady_timer& timer, WS& ws,
+                                   std::chrono::milliseconds timeout) {
+  auto expired = std::make_shared<bool>(false);
+  auto* sock = &boost::beast::get_lowest_layer(ws);
+  timer.expires_after(timeout);
+  timer.async_wait([expired, sock](error_code ec) {
+    if (ec) return;
+    *expired = true;
+    error_code ignored;
+    sock->cancel(ignored);
+  });
+  return expired;
+}
+
+template <typename Next>
+awaitable<std::pair<error_code, std::optional<Stream>>> client_handshake(
+    Next next, std::string host, std::string path, std::chrono::milliseconds timeout) {
+  websocket::stream<Next> ws(std::move(next));
+  configure(ws);
+  ws.set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
+    req.set(boost::beast::http::field::user_agent, "proxer-agent");
+  }));
+  net::steady_timer timer(ws.get_executor());
+  auto expired = arm_deadline(timer, ws, timeout);
+  websocket::response_type res;
+  auto [ec] = co_await ws.async_handshake(res, host, path, use_nothrow);
+  timer.cancel();
+  if (*expired) ec = net::error::timed_out;
+  if (ec) co_return std::pair{ec, std::optional<Stream>()};
+  co_return std::pair{ec, std::optional<Stream>(Stream(std::move(ws)))};
+}
+
+template <typename Next>
+awaitable<std::pair<error_code, std::optional<Stream>>> server_accept(
+    Next next, std::string already_read, std::string connection_id,
+    std::chrono::milliseconds timeout) {
+  websocket::stream<Next> ws(std::move(next));
+  configure(ws);
+  ws.set_option(websocket::stream_base::decorator(
+      [id = std::move(connection_id)](websocket::response_type& res) {
+        res.set(boost::beast::http::field::server, "proxer");
+        res.set("X-Proxer-Connection-Id", id);
+      }));
+  net::steady_timer timer(ws.get_executor());
+  auto expired = arm_deadline(timer, ws, timeout);
+  auto [ec] = co_await ws.async_accept(net::buffer(already_read), use_nothrow);
+  timer.cancel();
+  if (*expired) ec = net::error::timed_out;
+  if (ec) co_return std::pair{ec, std::optional<Stream>()};
+  co_return std::pair{ec, std::optional<Stream>(Stream(std::move(ws)))};
+}
+
+}  // namespace
+
+awaitable<std::pair<error_code, std::optional<Stream>>> ws_client_handshake(
+    std::variant<tcp::socket, TlsStream> next, const std::string& host, const std::string& path,
+    std::chrono::milliseconds timeout) {
+  if (auto* s = std::get_if<tcp::socket>(&next)) {
+    co_return co_await client_handshake(std::move(*s), host, path, timeout);
+  }
+  co_return co_await client_handshake(std::move(std::get<TlsStream>(next)), host, path, timeout);
+}
+
+awaitable<std::pair<error_code, std::optional<Stream>>> ws_server_accept(
+    std::variant<tcp::socket, TlsStream> next, std::string already_read,
+    const std::string& connection_id, std::chrono::milliseconds timeout) {
+  if (auto* s = std::get_if<tcp::socket>(&next)) {
+    co_return co_await server_accept(std::move(*s), std::move(already_read), connection_id,
+                                     timeout);
+  }
+  co_return co_await server_accept(std::move(std::get<TlsStream>(next)), std::move(already_read),
+                                   connection_id, timeout);
 }
 
 }  // namespace proxer::transport

@@ -3,8 +3,10 @@
 // The variant keeps the per-operation path free of virtual calls and heap allocation.
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/beast/websocket/stream.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -17,20 +19,29 @@ namespace proxer::transport {
 namespace ssl = net::ssl;
 using TlsStream = ssl::stream<tcp::socket>;
 using UnixSocket = net::local::stream_protocol::socket;
+// The WebSocket carrier: protocol frames ride in binary messages. Message boundaries mean
+// nothing; the session reads the messages' payload as one byte stream.
+using WsStream = boost::beast::websocket::stream<tcp::socket>;
+using WssStream = boost::beast::websocket::stream<TlsStream>;
 
 class Stream {
  public:
   explicit Stream(tcp::socket s) : v_(std::move(s)) {}
   explicit Stream(TlsStream s) : v_(std::move(s)) {}
   explicit Stream(UnixSocket s) : v_(std::move(s)) {}
+  explicit Stream(WsStream s) : v_(std::move(s)) {}
+  explicit Stream(WssStream s) : v_(std::move(s)) {}
   Stream(Stream&&) = default;
-  Stream& operator=(Stream&&) = default;
+  Stream& operator=(Stream&&) = delete;  // Beast WebSocket streams cannot be reassigned
 
   net::any_io_executor get_executor() {
     return std::visit([](auto& s) -> net::any_io_executor { return s.get_executor(); }, v_);
   }
 
-  // Reads at least one byte. EOF is net::error::eof.
+  // Bytes already read from the carrier (by a sniffer) that read_some returns first.
+  void unread(std::string bytes) { prefix_ = std::move(bytes) + prefix_; }
+
+  // Reads at least one byte. EOF is net::error::eof (also for a WebSocket close).
   awaitable<std::pair<error_code, std::size_t>> read_some(net::mutable_buffer buf);
   // Writes all of `bufs` (gather write).
   awaitable<std::pair<error_code, std::size_t>> write(std::span<const net::const_buffer> bufs);
@@ -45,14 +56,29 @@ class Stream {
   void cancel();
 
   std::string remote_address() const;
-  const char* carrier() const;  // "tcp", "tls", "unix"
-  bool is_tls() const { return std::holds_alternative<TlsStream>(v_); }
+  const char* carrier() const;  // "tcp", "tls", "ws", "wss", "unix"
+  bool is_tls() const {
+    return std::holds_alternative<TlsStream>(v_) || std::holds_alternative<WssStream>(v_);
+  }
   // The underlying TCP socket (TCP and TLS carriers), for socket options.
   tcp::socket* tcp_socket();
 
  private:
-  std::variant<tcp::socket, TlsStream, UnixSocket> v_;
+  std::variant<tcp::socket, TlsStream, UnixSocket, WsStream, WssStream> v_;
+  std::string prefix_;
 };
+
+// WebSocket client handshake over a connected socket (ws://) or TLS stream (wss://): GET `path`
+// with Host `host`, binary messages. Deadline included.
+awaitable<std::pair<error_code, std::optional<Stream>>> ws_client_handshake(
+    std::variant<tcp::socket, TlsStream> next, const std::string& host, const std::string& path,
+    std::chrono::milliseconds timeout);
+// WebSocket server handshake: `already_read` holds the bytes of the upgrade request read so far
+// (a sniffer's, or a whole head). On success the stream answers 101 with header
+// X-Proxer-Connection-Id: `connection_id`. Deadline included.
+awaitable<std::pair<error_code, std::optional<Stream>>> ws_server_accept(
+    std::variant<tcp::socket, TlsStream> next, std::string already_read,
+    const std::string& connection_id, std::chrono::milliseconds timeout);
 
 // "host:port" or "[v6]:port" -> (host, port). Returns false when malformed.
 bool split_host_port(std::string_view in, std::string& host, std::string& port);

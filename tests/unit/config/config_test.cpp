@@ -497,11 +497,11 @@ url = 3000
 }
 
 TEST(LoadAgent, ReportsReservedCarriers) {
-  const auto loaded = load_agent_toml("gateway = \"wss://gw.example.com/ws\"\n", "agent.toml");
+  const auto loaded = load_agent_toml("gateway = \"https://gw.example.com/\"\n", "agent.toml");
   ASSERT_EQ(loaded.errors.size(), 1u) << join(loaded.errors);
   EXPECT_EQ(loaded.errors[0],
-            "agent.toml:1:11: gateway: the wss:// carrier is not supported yet; use tcp:// or "
-            "tls://");
+            "agent.toml:1:11: gateway: the https:// (long-poll) carrier is not supported yet; use "
+            "tcp://, tls://, ws:// or wss://");
 }
 
 TEST(Secrets, NeverAppearInErrorMessages) {

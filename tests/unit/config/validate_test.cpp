@@ -157,15 +157,44 @@ TEST(ValidateAgent, FillsAndRefreshesParsedFields) {
   EXPECT_TRUE(c.gateway_host.empty());
 }
 
-TEST(ValidateAgent, ReservedCarriersAreNotSupportedYet) {
-  for (const std::string scheme : {"ws", "wss", "http", "https"}) {
+TEST(ValidateAgent, LongPollCarrierIsNotSupportedYet) {
+  for (const std::string scheme : {"http", "https"}) {
     auto c = valid_agent();
     c.gateway = scheme + "://gw.example.com:443";
     const auto errors = validate(c);
     ASSERT_EQ(errors.size(), 1u) << join(errors);
-    EXPECT_EQ(errors[0],
-              "gateway: the " + scheme + ":// carrier is not supported yet; use tcp:// or tls://");
+    EXPECT_EQ(errors[0], "gateway: the " + scheme +
+                             ":// (long-poll) carrier is not supported yet; use tcp://, tls://, "
+                             "ws:// or wss://");
   }
+}
+
+TEST(ValidateAgent, WebSocketGatewayUrls) {
+  struct Case {
+    std::string url, scheme, host, port, path;
+  };
+  for (const auto& k : std::vector<Case>{
+           {"ws://gw.example.com:8080/ws", "ws", "gw.example.com", "8080", "/ws"},
+           {"ws://gw.example.com", "ws", "gw.example.com", "80", "/ws"},
+           {"wss://gw.example.com/tunnel/agent", "wss", "gw.example.com", "443", "/tunnel/agent"},
+           {"wss://[::1]:8443", "wss", "::1", "8443", "/ws"},
+           {"wss://[::1]", "wss", "::1", "443", "/ws"},
+       }) {
+    auto c = valid_agent();
+    c.gateway = k.url;
+    const auto errors = validate(c);
+    ASSERT_TRUE(errors.empty()) << k.url << ": " << join(errors);
+    EXPECT_EQ(c.gateway_scheme, k.scheme) << k.url;
+    EXPECT_EQ(c.gateway_host, k.host) << k.url;
+    EXPECT_EQ(c.gateway_port, k.port) << k.url;
+    EXPECT_EQ(c.gateway_path, k.path) << k.url;
+  }
+  auto c = valid_agent();
+  c.gateway = "ws://gw.example.com/ws?x=1";
+  EXPECT_TRUE(has_error(validate(c), "must not contain a query")) << join(validate(c));
+  c.gateway = "ws://gw.example.com:8080";
+  c.ca_file = "/etc/hostname";
+  EXPECT_TRUE(has_error(validate(c), "ca: only used with a tls:// or wss:// gateway"));
 }
 
 TEST(ValidateAgent, EachRuleReportsItsKey) {
@@ -186,19 +215,19 @@ TEST(ValidateAgent, EachRuleReportsItsKey) {
          c.gateway = "tcp://h:1";
          c.ca_file = "/etc/hostname";
        },
-       "ca: only used with a tls:// gateway"},
+       "ca: only used with a tls:// or wss:// gateway"},
       {"insecure on tcp",
        [](auto& c) {
          c.gateway = "tcp://h:1";
          c.insecure = true;
        },
-       "insecure: only used with a tls:// gateway"},
+       "insecure: only used with a tls:// or wss:// gateway"},
       {"sni on tcp",
        [](auto& c) {
          c.gateway = "tcp://h:1";
          c.server_name = "x";
        },
-       "server_name: only used with a tls:// gateway"},
+       "server_name: only used with a tls:// or wss:// gateway"},
       {"insecure+ca",
        [](auto& c) {
          c.insecure = true;

@@ -1,0 +1,135 @@
+"""Agent carriers other than raw TCP/TLS: WebSocket (ws://) on the public listener and on the
+agent listener, and wss:// to a TLS agent listener. Same frames, same session semantics: the
+tunnel must behave exactly as over tcp://."""
+
+import hashlib
+import os
+import sys
+import unittest
+
+import backend
+import harness
+
+try:
+    import websockets
+    import asyncio
+except ImportError:  # pragma: no cover
+    websockets = None
+
+
+def agent_args(url, tunnels, extra=()):
+    args = [harness.proxer_bin(), "agent", "--gateway", url, "--token", harness.DEFAULT_TOKEN]
+    for t in tunnels:
+        args += ["--tunnel", t]
+    return args + list(extra)
+
+
+class WebSocketCarrierTest(harness.ProxerTestCase):
+    @classmethod
+    def start_class_processes(cls):
+        cls.be = harness.start_backend(cls.workdir, registry=cls.class_procs)
+        cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs)
+
+    def start(self, url, name, agent_id):
+        ag = self.spawn("agent-" + name,
+                        agent_args(url, [harness.tunnel_spec(name, self.be.port)],
+                                   ["--id", agent_id]))
+        harness.wait_tunnel(self.gw.ports.admin, name, procs=[self.gw, ag])
+        return ag
+
+    def connection(self, agent_id):
+        for c in harness.get_json(self.gw.ports.admin, "/connections")["connections"]:
+            if c["agent_id"] == agent_id:
+                return c
+        self.fail("no connection for agent %s" % agent_id)
+
+    def check_traffic(self, name):
+        status, _, body = harness.http_request("GET", self.gw.ports.listen, "/t/%s/hello" % name)
+        self.assertEqual((status, body), (200, b"Hello, world\n"))
+        # Several flow-control windows both ways, checksums compared.
+        n = 8 << 20
+        status, headers, body = harness.http_request(
+            "GET", self.gw.ports.listen, "/t/%s/bytes?n=%d&seed=5" % (name, n), timeout=60)
+        self.assertEqual(status, 200)
+        self.assertEqual(hashlib.sha256(body).hexdigest(), backend.gen_sha256(n, 5))
+        data = os.urandom(5 << 20)
+        status, _, body = harness.http_request("POST", self.gw.ports.listen,
+                                               "/t/%s/echo" % name, body=data, timeout=60)
+        self.assertEqual((status, body == data), (200, True))
+
+    def test_ws_on_the_public_listener(self):
+        ag = self.start("ws://127.0.0.1:%d/ws" % self.gw.ports.listen, "viapublic", "ws-public")
+        self.check_traffic("viapublic")
+        c = self.connection("ws-public")
+        self.assertEqual(c["carrier"], "ws")
+        self.assertEqual(c["tunnels"], ["viapublic"])
+        # The agent was told its connection id: the one /connections shows.
+        ag.wait_for_output(c["id"], timeout=5, stream="stderr")
+        t = harness.find_tunnel(self.gw.ports.admin, "viapublic")
+        self.assertEqual(t["carrier"], "ws")
+
+    def test_ws_on_the_agent_listener(self):
+        self.start("ws://127.0.0.1:%d/ws" % self.gw.ports.agent, "viaagent", "ws-agent")
+        self.check_traffic("viaagent")
+        self.assertEqual(self.connection("ws-agent")["carrier"], "ws")
+
+    def test_plain_tcp_agents_still_work_on_the_sniffing_agent_listener(self):
+        ag = self.agent(self.gw.ports.agent, [harness.tunnel_spec("plain", self.be.port)],
+                        agent_id="plain-agent")
+        harness.wait_tunnel(self.gw.ports.admin, "plain", procs=[self.gw, ag])
+        self.assertEqual(self.connection("plain-agent")["carrier"], "tcp")
+
+    def test_wrong_path_is_a_clear_handshake_failure(self):
+        ag = self.spawn("agent-badpath",
+                        agent_args("ws://127.0.0.1:%d/nope" % self.gw.ports.listen,
+                                   [harness.tunnel_spec("badpath", self.be.port)]))
+        ag.wait_for_output("WebSocket handshake with ws://127.0.0.1:%d/nope failed"
+                           % self.gw.ports.listen, timeout=10, stream="stderr")
+
+    @unittest.skipIf(websockets is None, "python3-websockets is not installed")
+    def test_a_tunnels_own_ws_path_is_not_taken_for_an_agent(self):
+        ws_echo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ws_echo.py")
+        echo = self.spawn("ws-echo", [sys.executable, "-u", ws_echo, "0"])
+        text = echo.wait_for_output("WS_READY", harness.START_TIMEOUT, stream="stdout")
+        port = int(text.split("WS_READY")[1].split()[0])
+        ag = self.agent(self.gw.ports.agent, [harness.tunnel_spec("app", port)], agent_id="app")
+        harness.wait_tunnel(self.gw.ports.admin, "app", procs=[self.gw, ag])
+
+        async def go():
+            uri = "ws://app.localhost:%d/ws" % self.gw.ports.listen
+            async with websockets.connect(uri, host="127.0.0.1", port=self.gw.ports.listen,
+                                          ping_interval=None) as ws:
+                await ws.send("to the app, not the gateway")
+                return await ws.recv()
+        self.assertEqual(asyncio.run(asyncio.wait_for(go(), 20)), "to the app, not the gateway")
+
+
+class SecureWebSocketCarrierTest(harness.ProxerTestCase):
+    @classmethod
+    def start_class_processes(cls):
+        cls.cert, cls.key = harness.make_self_signed_cert(cls.workdir)
+        cls.be = harness.start_backend(cls.workdir, registry=cls.class_procs)
+        cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs,
+                                       extra=["--tls-cert", cls.cert, "--tls-key", cls.key])
+
+    def test_wss_with_ca(self):
+        ag = self.spawn("agent-wss",
+                        agent_args("wss://localhost:%d/ws" % self.gw.ports.agent,
+                                   [harness.tunnel_spec("secure", self.be.port)],
+                                   ["--ca", self.cert, "--id", "wss-agent"]))
+        harness.wait_tunnel(self.gw.ports.admin, "secure", procs=[self.gw, ag])
+        status, _, body = harness.http_request("GET", self.gw.ports.listen, "/t/secure/hello")
+        self.assertEqual((status, body), (200, b"Hello, world\n"))
+        conns = harness.get_json(self.gw.ports.admin, "/connections")["connections"]
+        self.assertEqual([c["carrier"] for c in conns if c["agent_id"] == "wss-agent"], ["wss"])
+
+    def test_wss_without_ca_is_refused(self):
+        ag = self.spawn("agent-wss-noca",
+                        agent_args("wss://localhost:%d/ws" % self.gw.ports.agent,
+                                   [harness.tunnel_spec("unverified", self.be.port)]))
+        ag.wait_for_output("TLS handshake with the gateway", timeout=10, stream="stderr")
+        self.assertIsNone(harness.find_tunnel(self.gw.ports.admin, "unverified"))
+
+
+if __name__ == "__main__":
+    unittest.main()
