@@ -1,5 +1,7 @@
 #include "agent/agent.h"
 
+#include <openssl/evp.h>
+
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket/error.hpp>
 
@@ -43,6 +45,19 @@ Agent::Agent(net::any_io_executor ex, config::AgentConfig cfg)
   if (cfg_.gateway_scheme == "tls" || cfg_.gateway_scheme == "wss") {
     tls_ = transport::make_client_tls_context(cfg_.ca_file, cfg_.insecure);
   }
+  if (!cfg_.proxy_host.empty()) {
+    transport::HttpProxy p{cfg_.proxy_host, cfg_.proxy_port, {}};
+    if (!cfg_.proxy_credentials.empty()) {
+      const auto& creds = cfg_.proxy_credentials.reveal();
+      std::string b64(4 * ((creds.size() + 2) / 3), '\0');
+      const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                                    reinterpret_cast<const unsigned char*>(creds.data()),
+                                    static_cast<int>(creds.size()));
+      b64.resize(static_cast<std::size_t>(n));
+      p.authorization = "Basic " + b64;
+    }
+    proxy_ = std::move(p);
+  }
 }
 
 void Agent::set_state(State s) {
@@ -52,6 +67,10 @@ void Agent::set_state(State s) {
 
 void Agent::start() {
   auto self = shared_from_this();
+  if (proxy_) {
+    logger()->info("leaving through the HTTP proxy {}:{}{}", proxy_->host, proxy_->port,
+                   proxy_->authorization.empty() ? "" : " (with credentials)");
+  }
   net::co_spawn(
       ex_, [self]() { return self->run(); }, DetachedTask{"agent"});
 }
@@ -98,8 +117,20 @@ awaitable<std::string> Agent::connect_once() {
   set_state(State::Connecting);
   const std::string where = cfg_.gateway_host + ":" + cfg_.gateway_port;
   logger()->debug("connecting to {}", cfg_.gateway);
-  auto [ec, sock] = co_await transport::connect_tcp(ex_, cfg_.gateway_host, cfg_.gateway_port,
-                                                    cfg_.connect_timeout);
+  std::pair<error_code, tcp::socket> connected{error_code{}, tcp::socket(ex_)};
+  if (proxy_) {
+    std::string why;
+    connected = co_await transport::connect_via_proxy(
+        ex_, *proxy_, cfg_.gateway_host, cfg_.gateway_port, cfg_.connect_timeout, &why);
+    if (connected.first) {
+      co_return "cannot reach the gateway at " + where + " through the proxy " + proxy_->host +
+          ":" + proxy_->port + ": " + why;
+    }
+  } else {
+    connected = co_await transport::connect_tcp(ex_, cfg_.gateway_host, cfg_.gateway_port,
+                                                cfg_.connect_timeout);
+  }
+  auto& [ec, sock] = connected;
   if (ec) co_return "cannot connect to the gateway at " + where + ": " + ec.message();
 
   tunnel::SessionOptions opts;

@@ -48,6 +48,7 @@ class Agent : public tunnel::SessionHandler, public std::enable_shared_from_this
   net::any_io_executor ex_;
   config::AgentConfig cfg_;
   std::shared_ptr<transport::ssl::context> tls_;
+  std::optional<transport::HttpProxy> proxy_;
   std::shared_ptr<tunnel::Session> session_;
   Event event_;
   State state_ = State::Disconnected;

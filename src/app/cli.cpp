@@ -57,6 +57,45 @@ const char* env_token() {
   return t && *t ? t : nullptr;
 }
 
+const char* env_first(std::initializer_list<const char*> names) {
+  for (const char* n : names) {
+    const char* v = std::getenv(n);
+    if (v && *v) return v;
+  }
+  return nullptr;
+}
+
+// The proxy from the environment, as curl reads it: HTTPS_PROXY (every carrier is a tunnelled
+// connection), then ALL_PROXY; none when NO_PROXY names the gateway host ("*", the host, or a
+// domain suffix such as ".example.com" or "example.com").
+Secret env_proxy(const std::string& gateway_url) {
+  const char* p = env_first({"HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"});
+  if (!p) return {};
+  std::string host = gateway_url;
+  if (auto sep = host.find("://"); sep != std::string::npos) host = host.substr(sep + 3);
+  host = host.substr(0, host.find('/'));
+  std::string h, port;
+  if (config::split_host_port(host, h, port)) host = h;
+  if (const char* no = env_first({"NO_PROXY", "no_proxy"})) {
+    std::string list = no;
+    std::size_t start = 0;
+    while (start <= list.size()) {
+      auto end = list.find(',', start);
+      if (end == std::string::npos) end = list.size();
+      std::string item = list.substr(start, end - start);
+      item.erase(0, item.find_first_not_of(" \t"));
+      item.erase(item.find_last_not_of(" \t") + 1);
+      if (!item.empty() && item.front() == '.') item.erase(0, 1);
+      if (item == "*" || (!item.empty() && (host == item || (host.size() > item.size() &&
+                                                             host.ends_with("." + item))))) {
+        return {};
+      }
+      start = end + 1;
+    }
+  }
+  return Secret(p);
+}
+
 int fail_with(const std::vector<std::string>& errors, const std::string& what) {
   std::fprintf(stderr, "proxer: invalid %s:\n", what.c_str());
   for (const auto& e : errors) std::fprintf(stderr, "  %s\n", e.c_str());
@@ -184,7 +223,7 @@ int run_gateway(config::GatewayConfig cfg) {
 // ---- agent ------------------------------------------------------------------------------------
 
 struct AgentFlags {
-  std::string config, gateway, token, id, ca, server_name, log_level, name, proxy_protocol;
+  std::string config, gateway, token, id, ca, server_name, log_level, name, proxy_protocol, proxy;
   std::uint16_t remote_port = 0;
   std::vector<std::string> tunnels;
   bool insecure = false;
@@ -204,6 +243,9 @@ void add_agent_flags(CLI::App* cmd, AgentFlags& f, bool with_tunnels) {
   cmd->add_option("--ca", f.ca, "CA bundle to verify the gateway's certificate");
   cmd->add_flag("--insecure", f.insecure, "do not verify the gateway's certificate (unsafe)");
   cmd->add_option("--server-name", f.server_name, "TLS server name [gateway host]");
+  cmd->add_option("--proxy", f.proxy,
+                  "leave through this HTTP proxy (CONNECT): http://[user:pass@]host:port "
+                  "[HTTPS_PROXY, ALL_PROXY]; \"none\" ignores the environment");
   cmd->add_option("--log-level", f.log_level, "trace|debug|info|warn|error|off");
   if (with_tunnels) {
     cmd->add_option("--tunnel", f.tunnels,
@@ -230,6 +272,8 @@ std::optional<config::AgentConfig> build_agent_config(const AgentFlags& f,
   if (f.given("--ca")) cfg.ca_file = f.ca;
   if (f.insecure) cfg.insecure = true;
   if (f.given("--server-name")) cfg.server_name = f.server_name;
+  if (f.given("--proxy")) cfg.proxy = Secret(f.proxy == "none" ? "" : f.proxy);
+  if (!f.given("--proxy") && cfg.proxy.empty()) cfg.proxy = env_proxy(cfg.gateway);
   if (f.given("--log-level")) cfg.log_level = f.log_level;
   if (!f.tunnels.empty()) {
     cfg.tunnels.clear();  // flags replace the file's tunnels

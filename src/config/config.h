@@ -76,6 +76,11 @@ struct AgentConfig {
   std::string ca_file;      // (ca) CA bundle to verify the gateway; empty = system store
   bool insecure = false;    // (insecure) skip TLS verification (explicit only)
   std::string server_name;  // (server_name) TLS SNI/verification name; empty = gateway_host
+  // (proxy) HTTP proxy to leave through with CONNECT: "http://[user:password@]host[:port]";
+  // empty = none. Parsed by validate() into proxy_host/proxy_port/proxy_credentials.
+  Secret proxy;
+  std::string proxy_host, proxy_port;
+  Secret proxy_credentials;               // "user:password" (percent-decoded), empty = none
   std::vector<TunnelConfig> tunnels;      // ([[tunnels]] name, url, token)
   Duration connect_timeout{5'000};        // ([timeouts] connect) dial the gateway incl. TLS + auth
   Duration local_connect_timeout{5'000};  // ([timeouts] local_connect) dial a local target

@@ -42,6 +42,8 @@ std::optional<std::string> token_error(const Secret& token);
 
 // Host of an address or URL: hostname, IPv4 or IPv6 (without brackets).
 bool valid_host(std::string_view host);
+// "%41" -> "A"; malformed escapes are kept as they are.
+std::string percent_decode(std::string_view in);
 // An IPv4 or IPv6 address (no host name, no zone).
 bool ip_literal(std::string_view host);
 

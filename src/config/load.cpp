@@ -436,6 +436,7 @@ void read_agent(Reader& r, AgentConfig& c) {
   r.string("ca", c.ca_file);
   r.boolean("insecure", c.insecure);
   r.string("server_name", c.server_name);
+  r.secret("proxy", c.proxy);
   r.tables("tunnels", [&](Reader& t, std::size_t) {
     TunnelConfig tunnel;
     t.string("name", tunnel.name);

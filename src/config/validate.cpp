@@ -308,6 +308,50 @@ std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
   }
   c.token("token", cfg.token);
 
+  cfg.proxy_host.clear();
+  cfg.proxy_port.clear();
+  cfg.proxy_credentials = Secret();
+  if (!cfg.proxy.empty()) {
+    // The URL may hold a password: messages show it with the credentials cut out.
+    const std::string& url = cfg.proxy.reveal();
+    std::string rest = url;
+    std::string shown = url;
+    if (const auto at = url.rfind('@'); at != std::string::npos) {
+      const auto sep = url.find("://");
+      shown =
+          (sep == std::string::npos ? "" : url.substr(0, sep + 3)) + "***@" + url.substr(at + 1);
+    }
+    if (url.rfind("http://", 0) != 0) {
+      c.add("proxy",
+            "expected \"http://[user:password@]host[:port]\" (an HTTP proxy that allows "
+            "CONNECT), got " +
+                quote(shown));
+    } else {
+      rest = url.substr(7);
+      if (!rest.empty() && rest.back() == '/') rest.pop_back();
+      std::string creds;
+      if (const auto at = rest.rfind('@'); at != std::string::npos) {
+        creds = percent_decode(rest.substr(0, at));
+        rest = rest.substr(at + 1);
+      }
+      std::string host, port;
+      if (!split_host_port(rest, host, port)) {
+        host = rest.size() > 1 && rest.front() == '[' && rest.back() == ']'
+                   ? rest.substr(1, rest.size() - 2)
+                   : rest;
+        port = "80";
+      }
+      if (rest.find_first_of("/?#") != std::string::npos || !valid_host(host) ||
+          !parse_port(port, false)) {
+        c.add("proxy", "expected \"http://[user:password@]host[:port]\", got " + quote(shown));
+      } else {
+        cfg.proxy_host = host;
+        cfg.proxy_port = port;
+        cfg.proxy_credentials = Secret(creds);
+      }
+    }
+  }
+
   if (!cfg.id.empty()) {
     const bool ok =
         cfg.id.size() <= kMaxAgentId && std::all_of(cfg.id.begin(), cfg.id.end(), [](char ch) {

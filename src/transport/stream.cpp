@@ -360,3 +360,72 @@ awaitable<std::pair<error_code, std::optional<Stream>>> ws_server_accept(
 }
 
 }  // namespace proxer::transport
+
+namespace proxer::transport {
+
+namespace {
+
+awaitable<std::pair<error_code, tcp::socket>> proxy_connect_impl(net::any_io_executor ex,
+                                                                 HttpProxy proxy, std::string host,
+                                                                 std::string port,
+                                                                 std::shared_ptr<std::string> why) {
+  auto [cec, sock] = co_await connect_impl(ex, proxy.host, proxy.port);
+  if (cec) {
+    *why = "cannot connect to the proxy " + proxy.host + ":" + proxy.port + ": " + cec.message();
+    co_return std::pair{cec, std::move(sock)};
+  }
+  const std::string authority =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
+  std::string req = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
+  if (!proxy.authorization.empty()) req += "Proxy-Authorization: " + proxy.authorization + "\r\n";
+  req += "User-Agent: proxer-agent\r\n\r\n";
+  auto [wec, wn] = co_await net::async_write(sock, net::buffer(req), use_nothrow);
+  if (wec) {
+    *why = "the proxy closed the connection: " + wec.message();
+    co_return std::pair{wec, std::move(sock)};
+  }
+  // Read the answer one byte at a time: not a byte past its head may be taken from the socket,
+  // since what follows belongs to the tunnelled connection. It happens once per connection.
+  constexpr std::size_t kMaxHead = 16 * 1024;
+  std::string head;
+  while (head.size() < kMaxHead && !head.ends_with("\r\n\r\n")) {
+    char c = 0;
+    auto [rec, rn] = co_await net::async_read(sock, net::buffer(&c, 1), use_nothrow);
+    if (rec) {
+      *why = "the proxy closed the connection before answering CONNECT: " + rec.message();
+      co_return std::pair{rec ? rec : net::error::eof, std::move(sock)};
+    }
+    head.push_back(c);
+  }
+  const auto line = head.substr(0, head.find("\r\n"));
+  // "HTTP/1.x NNN reason"
+  const bool http = line.rfind("HTTP/1.", 0) == 0 && line.size() >= 12 && line[8] == ' ';
+  const int status = http ? std::atoi(line.substr(9, 3).c_str()) : 0;
+  if (!head.ends_with("\r\n\r\n") || !http) {
+    *why = "the proxy's answer to CONNECT is not HTTP";
+    co_return std::pair{error_code(net::error::connection_refused), std::move(sock)};
+  }
+  if (status < 200 || status > 299) {
+    *why = "the proxy answered " + line.substr(9);
+    if (status == 407) *why += " (set user:password in the proxy URL)";
+    co_return std::pair{error_code(net::error::connection_refused), std::move(sock)};
+  }
+  co_return std::pair{error_code{}, std::move(sock)};
+}
+
+}  // namespace
+
+awaitable<std::pair<error_code, tcp::socket>> connect_via_proxy(
+    net::any_io_executor ex, const HttpProxy& proxy, const std::string& host,
+    const std::string& port, std::chrono::milliseconds timeout, std::string* error_text) {
+  auto why = std::make_shared<std::string>();
+  auto result =
+      co_await with_deadline<tcp::socket>(proxy_connect_impl(ex, proxy, host, port, why), timeout);
+  if (result.first == net::error::timed_out) {
+    *why = "no answer from the proxy " + proxy.host + ":" + proxy.port + " in time";
+  }
+  *error_text = *why;
+  co_return result;
+}
+
+}  // namespace proxer::transport

@@ -89,6 +89,20 @@ awaitable<std::pair<error_code, tcp::socket>> connect_tcp(net::any_io_executor e
                                                           const std::string& port,
                                                           std::chrono::milliseconds timeout);
 
+// An HTTP proxy the agent leaves through (CONNECT). `authorization` is the whole value of the
+// Proxy-Authorization header ("Basic ..."), empty for none.
+struct HttpProxy {
+  std::string host, port, authorization;
+};
+
+// Connects to `proxy`, asks it to CONNECT to host:port, and returns the socket once the proxy
+// answered 2xx: from then on it is a byte pipe to the target, like a direct connection. The
+// whole exchange (resolve, connect, answer) has one deadline. A refusal reads
+// "the proxy answered 403 Forbidden" in the error text.
+awaitable<std::pair<error_code, tcp::socket>> connect_via_proxy(
+    net::any_io_executor ex, const HttpProxy& proxy, const std::string& host,
+    const std::string& port, std::chrono::milliseconds timeout, std::string* error_text);
+
 // TLS client handshake over `sock` with SNI `server_name` and hostname verification unless the
 // context was built insecure. Deadline included.
 awaitable<std::pair<error_code, TlsStream>> tls_client_handshake(tcp::socket sock,

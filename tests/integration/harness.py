@@ -132,7 +132,10 @@ class Proc:
         self.args = [str(a) for a in args]
         self.stdout_path = os.path.join(workdir, "%02d-%s.out" % (seq, name))
         self.stderr_path = os.path.join(workdir, "%02d-%s.err" % (seq, name))
-        full_env = dict(os.environ)
+        # Tests run on loopback only: a proxy from the machine's environment must not be picked
+        # up by the agent (test_proxy.py sets its own).
+        full_env = {k: v for k, v in os.environ.items()
+                    if k.lower() not in ("https_proxy", "http_proxy", "all_proxy", "no_proxy")}
         if env:
             for k, v in env.items():
                 if v is None:

@@ -280,6 +280,37 @@ TEST(ValidateAgent, EachRuleReportsItsKey) {
   }
 }
 
+TEST(ValidateAgent, ProxyUrls) {
+  struct Case {
+    std::string url, host, port, creds;
+  };
+  for (const auto& k : std::vector<Case>{
+           {"http://proxy.corp:3128", "proxy.corp", "3128", ""},
+           {"http://proxy.corp", "proxy.corp", "80", ""},
+           {"http://proxy.corp:8080/", "proxy.corp", "8080", ""},
+           {"http://alice:s3cr%40t@10.0.0.1:3128", "10.0.0.1", "3128", "alice:s3cr@t"},
+           {"http://[::1]:3128", "::1", "3128", ""},
+       }) {
+    auto c = valid_agent();
+    c.proxy = Secret(k.url);
+    const auto errors = validate(c);
+    ASSERT_TRUE(errors.empty()) << k.url << ": " << join(errors);
+    EXPECT_EQ(c.proxy_host, k.host) << k.url;
+    EXPECT_EQ(c.proxy_port, k.port) << k.url;
+    EXPECT_EQ(c.proxy_credentials.reveal(), k.creds) << k.url;
+  }
+  for (const std::string bad :
+       {"https://proxy:3128", "socks5://proxy:1080", "proxy:3128", "http://proxy:0",
+        "http://proxy:3128/path", "ftp://bob:hunter2@proxy:21"}) {
+    auto c = valid_agent();
+    c.proxy = Secret(bad);
+    const auto errors = validate(c);
+    EXPECT_TRUE(has_error(errors, "proxy: expected")) << bad << ": " << join(errors);
+    EXPECT_FALSE(has_error(errors, "hunter2")) << join(errors);  // never the password
+    EXPECT_TRUE(c.proxy_host.empty());
+  }
+}
+
 TEST(ValidateAgent, AcceptsTlsOptions) {
   auto c = valid_agent();
   c.insecure = true;
