@@ -40,6 +40,7 @@ bench: build
 	bash bench/memory.sh
 	bash bench/cost.sh
 	bash bench/scale.sh
+	bash bench/carriers.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
