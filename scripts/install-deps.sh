@@ -9,7 +9,7 @@ BUILD_PKGS=(
   libssl-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-TEST_PKGS=(curl python3 python3-websockets procps iproute2 openssl wrk redis-server redis-tools tinyproxy)
+TEST_PKGS=(curl python3 python3-websockets procps iproute2 openssl wrk redis-server redis-tools tinyproxy chromium)
 BENCH_PKGS=(wrk nginx openssh-server openssh-client)
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")

@@ -1,0 +1,100 @@
+"""The web pages in a real browser (headless Chromium from Debian): the admin dashboard renders
+the live tunnel list from the admin API, and `proxer up`'s demo page, loaded through the tunnel
+by Host and by path, runs its script against the local service."""
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import unittest
+
+import harness
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def dump_dom(workdir, url, budget_ms=4000, host_rules=None):
+    """The DOM after the page's scripts ran for `budget_ms` of virtual time."""
+    profile = os.path.join(workdir, "chromium-profile")
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--no-first-run", "--disable-extensions", "--disable-background-networking",
+            "--user-data-dir=" + profile, "--virtual-time-budget=%d" % budget_ms]
+    if host_rules:
+        args.append("--host-resolver-rules=" + host_rules)
+    out = subprocess.run(args + ["--dump-dom", url], capture_output=True, timeout=60)
+    if out.returncode != 0:
+        raise AssertionError("chromium failed (%d): %s" % (out.returncode,
+                                                          out.stderr.decode(errors="replace")[-2000:]))
+    return out.stdout.decode(errors="replace")
+
+
+def cells(dom, tbody_id):
+    body = re.search(r'<tbody id="%s">(.*?)</tbody>' % tbody_id, dom, re.S)
+    assert body, dom[:2000]
+    rows = re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+    return [[html.unescape(re.sub(r"<[^>]+>", "", c))
+             for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)] for r in rows]
+
+
+@unittest.skipIf(CHROMIUM is None, "chromium is not installed")
+class DashboardTest(harness.ProxerTestCase):
+    @classmethod
+    def start_class_processes(cls):
+        cls.be = harness.start_backend(cls.workdir, registry=cls.class_procs)
+        cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs)
+        cls.ag = harness.start_agent(cls.workdir, cls.gw.ports.agent,
+                                     [harness.tunnel_spec("shop", cls.be.port),
+                                      harness.tunnel_spec("blog", cls.be.port)],
+                                     registry=cls.class_procs, agent_id="dash-agent")
+        for name in ("shop", "blog"):
+            harness.wait_tunnel(cls.gw.ports.admin, name, procs=[cls.gw, cls.ag])
+        for _ in range(3):
+            harness.http_request("GET", cls.gw.ports.listen, "/t/shop/hello")
+
+    def test_dashboard_lists_tunnels_with_live_counters(self):
+        dom = dump_dom(self.workdir, "http://127.0.0.1:%d/" % self.gw.ports.admin)
+        health = re.search(r'<span id="health">(.*?)</span>', dom, re.S).group(1)
+        self.assertEqual(html.unescape(health), "ok, 2 tunnel(s), 1 agent(s), 3 request(s)")
+        rows = {r[0]: r for r in cells(dom, "tunnels")}
+        self.assertEqual(sorted(rows), ["blog", "shop"])
+        shop = rows["shop"]
+        self.assertEqual(shop[1], "dash-agent")
+        self.assertEqual(shop[2], "tcp")
+        self.assertEqual(shop[4], "3")    # requests
+        self.assertEqual(shop[9], "200")  # last status
+        self.assertEqual(rows["blog"][4], "0")
+
+
+@unittest.skipIf(CHROMIUM is None, "chromium is not installed")
+class DemoPageTest(harness.ProxerTestCase):
+    @classmethod
+    def start_class_processes(cls):
+        cls.port, cls.admin = harness.free_ports(2)
+        cls.up = harness.start_proc(
+            cls.workdir, "up",
+            [harness.proxer_bin(), "up", "--listen", "127.0.0.1:%d" % cls.port,
+             "--admin-listen", "127.0.0.1:%d" % cls.admin], registry=cls.class_procs)
+        harness.wait_http(cls.port, "/t/demo/", expect=200, proc=cls.up)
+
+    def check_demo(self, dom):
+        self.assertIn("It works: this page came through a proxer tunnel", dom)
+        echo = re.search(r'<pre id="echo">(.*?)</pre>', dom, re.S)
+        self.assertTrue(echo, dom[:2000])
+        info = json.loads(html.unescape(echo.group(1)))  # the script's fetch succeeded
+        return info
+
+    def test_demo_by_path(self):
+        info = self.check_demo(dump_dom(self.workdir, "http://127.0.0.1:%d/t/demo/" % self.port))
+        self.assertIn("headers", json.dumps(info))
+
+    def test_demo_by_host(self):
+        # demo.localhost resolves to loopback in Chromium; pin it anyway for the test.
+        dom = dump_dom(self.workdir, "http://demo.localhost:%d/" % self.port,
+                       host_rules="MAP demo.localhost 127.0.0.1")
+        self.check_demo(dom)
+
+
+if __name__ == "__main__":
+    unittest.main()
