@@ -9,7 +9,7 @@ BUILD_PKGS=(
   libssl-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-TEST_PKGS=(curl python3 python3-websockets procps iproute2 openssl wrk redis-server redis-tools tinyproxy chromium)
+TEST_PKGS=(curl python3 python3-websockets procps iproute2 openssl wrk redis-server redis-tools tinyproxy chromium nginx)
 BENCH_PKGS=(wrk nginx openssh-server openssh-client)
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
@@ -24,5 +24,13 @@ done
 SUDO=""
 [[ $(id -u) == 0 ]] || SUDO=sudo
 echo "installing: ${missing[*]}" >&2
+# Packages such as nginx, redis-server and tinyproxy start a system service when installed. The
+# tests run their own instances on free ports, so keep the services from starting (and from
+# failing on a busy port 80): policy-rc.d is Debian's switch for that, removed again afterwards.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -5,6 +5,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket/error.hpp>
 
+#include "agent/poll_client.h"
 #include "core/backoff.h"
 #include "core/log.h"
 #include "proto/proxy_header.h"
@@ -42,7 +43,8 @@ std::string_view to_string(State s) {
 
 Agent::Agent(net::any_io_executor ex, config::AgentConfig cfg)
     : ex_(ex), cfg_(std::move(cfg)), event_(ex), sleep_timer_(ex) {
-  if (cfg_.gateway_scheme == "tls" || cfg_.gateway_scheme == "wss") {
+  if (cfg_.gateway_scheme == "tls" || cfg_.gateway_scheme == "wss" ||
+      cfg_.gateway_scheme == "https") {
     tls_ = transport::make_client_tls_context(cfg_.ca_file, cfg_.insecure);
   }
   if (!cfg_.proxy_host.empty()) {
@@ -117,6 +119,28 @@ awaitable<std::string> Agent::connect_once() {
   set_state(State::Connecting);
   const std::string where = cfg_.gateway_host + ":" + cfg_.gateway_port;
   logger()->debug("connecting to {}", cfg_.gateway);
+  tunnel::SessionOptions opts;
+  opts.opener = false;
+  opts.name = "agent";
+  opts.idle_timeout = cfg_.connect_timeout * 3;  // until AUTH_RESPONSE sets the real one
+  if (cfg_.gateway_scheme == "http" || cfg_.gateway_scheme == "https") {
+    PollTarget target;
+    target.https = cfg_.gateway_scheme == "https";
+    target.host = cfg_.gateway_host;
+    target.port = cfg_.gateway_port;
+    target.path_prefix = cfg_.gateway_path;
+    target.server_name = cfg_.server_name.empty() ? cfg_.gateway_host : cfg_.server_name;
+    target.tls = tls_;
+    target.proxy = proxy_;
+    target.timeout = cfg_.connect_timeout;
+    std::vector<std::string> names;
+    for (const auto& t : cfg_.tunnels) names.push_back(t.name);
+    std::string why;
+    auto io = co_await open_poll_session(ex_, target, cfg_.id, cfg_.token.reveal(), names, &why);
+    if (!io) co_return why;
+    session_ = std::make_shared<tunnel::Session>(std::move(*io), opts);
+    co_return co_await run_session(where);
+  }
   std::pair<error_code, tcp::socket> connected{error_code{}, tcp::socket(ex_)};
   if (proxy_) {
     std::string why;
@@ -133,10 +157,6 @@ awaitable<std::string> Agent::connect_once() {
   auto& [ec, sock] = connected;
   if (ec) co_return "cannot connect to the gateway at " + where + ": " + ec.message();
 
-  tunnel::SessionOptions opts;
-  opts.opener = false;
-  opts.name = "agent";
-  opts.idle_timeout = cfg_.connect_timeout * 3;  // until AUTH_RESPONSE sets the real one
   std::variant<tcp::socket, transport::TlsStream> next(std::move(sock));
   if (tls_) {
     const auto& sni = cfg_.server_name.empty() ? cfg_.gateway_host : cfg_.server_name;
@@ -175,6 +195,10 @@ awaitable<std::string> Agent::connect_once() {
     io.emplace(std::move(std::get<tcp::socket>(next)));
   }
   session_ = std::make_shared<tunnel::Session>(std::move(*io), opts);
+  co_return co_await run_session(where);
+}
+
+awaitable<std::string> Agent::run_session(const std::string& where) {
   auto session = session_;
   session_closed_ = false;
   auth_.reset();

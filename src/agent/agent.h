@@ -41,7 +41,8 @@ class Agent : public tunnel::SessionHandler, public std::enable_shared_from_this
 
  private:
   awaitable<void> run();
-  awaitable<std::string> connect_once();  // returns why the session ended
+  awaitable<std::string> connect_once();                         // returns why the session ended
+  awaitable<std::string> run_session(const std::string& where);  // auth, register, serve
   awaitable<void> serve_stream(std::shared_ptr<tunnel::Stream> stream, proto::OpenStream open);
   void set_state(State s);
 

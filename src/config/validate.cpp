@@ -258,27 +258,26 @@ std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
     scheme = cfg.gateway.substr(0, sep);
     auto rest = cfg.gateway.substr(sep + 3);
     const bool ws = scheme == "ws" || scheme == "wss";
+    const bool poll = scheme == "http" || scheme == "https";
     std::string path;
-    if (ws) {
+    if (ws || poll) {
       // ws://host[:port][/path]: the port defaults to 80/443, the path to /ws.
+      // http://host[:port][/prefix]: long-poll endpoints at {prefix}/api/agent/...
       const auto slash = rest.find('/');
-      path = slash == std::string::npos ? "/ws" : rest.substr(slash);
+      path = slash == std::string::npos ? (ws ? "/ws" : "") : rest.substr(slash);
+      if (poll && !path.empty() && path.back() == '/') path.pop_back();
       rest = rest.substr(0, slash);
       std::string h, p;
-      if (!rest.empty() && !split_host_port(rest, h, p)) rest += scheme == "ws" ? ":80" : ":443";
+      const bool plain = scheme == "ws" || scheme == "http";
+      if (!rest.empty() && !split_host_port(rest, h, p)) rest += plain ? ":80" : ":443";
     }
-    if (scheme == "http" || scheme == "https") {
-      c.add("gateway", "the " + scheme +
-                           ":// (long-poll) carrier is not supported yet; use tcp://, tls://, "
-                           "ws:// or wss://");
+    if (scheme != "tcp" && scheme != "tls" && !ws && !poll) {
+      c.add("gateway", "unknown scheme " + quote(scheme) +
+                           " (use tcp://, tls://, ws://, wss://, http:// or https://)");
       scheme.clear();
-    } else if (scheme != "tcp" && scheme != "tls" && !ws) {
+    } else if ((ws || poll) && path.find_first_of("?# \t") != std::string::npos) {
       c.add("gateway",
-            "unknown scheme " + quote(scheme) + " (use tcp://, tls://, ws:// or wss://)");
-      scheme.clear();
-    } else if (ws && path.find_first_of("?# \t") != std::string::npos) {
-      c.add("gateway", "the WebSocket path must not contain a query, fragment or spaces, got " +
-                           quote(cfg.gateway));
+            "the path must not contain a query, fragment or spaces, got " + quote(cfg.gateway));
     } else if (rest.find_first_of("/?#@") != std::string::npos) {
       c.add("gateway",
             "expected \"" + scheme + "://host:port\" without a path, got " + quote(cfg.gateway));
@@ -293,11 +292,11 @@ std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
   }
   // TLS-only settings on a plain-TCP gateway are most likely a mistake that would leave the user
   // believing the connection is verified.
-  if (scheme == "tcp" || scheme == "ws") {
-    if (!cfg.ca_file.empty()) c.add("ca", "only used with a tls:// or wss:// gateway", "gateway");
-    if (cfg.insecure) c.add("insecure", "only used with a tls:// or wss:// gateway", "gateway");
-    if (!cfg.server_name.empty())
-      c.add("server_name", "only used with a tls:// or wss:// gateway", "gateway");
+  if (scheme == "tcp" || scheme == "ws" || scheme == "http") {
+    const std::string why = "only used with a tls://, wss:// or https:// gateway";
+    if (!cfg.ca_file.empty()) c.add("ca", why, "gateway");
+    if (cfg.insecure) c.add("insecure", why, "gateway");
+    if (!cfg.server_name.empty()) c.add("server_name", why, "gateway");
   }
   if (cfg.insecure && !cfg.ca_file.empty()) {
     c.add("insecure", "contradicts ca: a CA bundle is set but verification is disabled", "ca");

@@ -148,9 +148,13 @@ void AgentConn::on_auth(proto::Bytes payload) {
 }
 
 std::vector<std::string> AgentConn::urls_for(const std::string& name) const {
+  return http_urls(ctx_, name);
+}
+
+std::vector<std::string> AgentConn::http_urls(const Context& ctx, const std::string& name) {
   std::vector<std::string> urls;
   // http://name.domain[:port]/ and {public_url}/t/name/
-  const std::string& base = ctx_.public_url;
+  const std::string& base = ctx.public_url;
   auto scheme_end = base.find("://");
   if (scheme_end != std::string::npos) {
     std::string scheme = base.substr(0, scheme_end);

@@ -21,6 +21,8 @@ class AgentConn : public tunnel::SessionHandler, public std::enable_shared_from_
   static void start_session(Context& ctx, transport::Stream io, std::string session_id = {});
   // A fresh random connection id (16 hex digits).
   static std::string new_id();
+  // Public URLs of HTTP tunnel `name`: by Host and by /t/{name}/.
+  static std::vector<std::string> http_urls(const Context& ctx, const std::string& name);
 
   // Starts the session and the authentication deadline.
   void start();

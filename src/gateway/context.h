@@ -2,9 +2,12 @@
 // State shared by the gateway's parts: immutable configuration, the registry, counters. Lives
 // as long as the Gateway; every part runs on the gateway's single executor.
 #include <chrono>
+#include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "config/config.h"
+#include "core/asio.h"
 #include "gateway/registry.h"
 
 namespace proxer::gateway {
@@ -17,14 +20,19 @@ struct GatewayStats {
   std::uint64_t connections_active = 0;
 };
 
+struct PollSession;
+
 struct Context {
-  explicit Context(config::GatewayConfig c) : cfg(std::move(c)) {}
+  Context(config::GatewayConfig c, net::any_io_executor ex) : cfg(std::move(c)), executor(ex) {}
   const config::GatewayConfig cfg;
+  net::any_io_executor executor;  // the gateway's one loop
   std::string public_url;         // base URL printed to agents
   std::uint16_t public_port = 0;  // actual port of the public listener
   Registry registry;
   GatewayStats stats;
   bool draining = false;
+  // Long-poll carrier sessions by id (gateway/poll_carrier.h).
+  std::unordered_map<std::string, std::shared_ptr<PollSession>> poll_sessions;
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
 };
 

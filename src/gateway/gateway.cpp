@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "gateway/agent_conn.h"
+#include "gateway/poll_carrier.h"
 #include "gateway/tcp_tunnels.h"
 
 namespace proxer::gateway {
@@ -28,7 +29,7 @@ bool is_loopback(const std::string& host_port) {
 
 Gateway::Gateway(net::any_io_executor ex, config::GatewayConfig cfg)
     : ex_(ex),
-      ctx_(std::make_unique<Context>(std::move(cfg))),
+      ctx_(std::make_unique<Context>(std::move(cfg), ex)),
       public_(ex, *ctx_),
       admin_(ex, *ctx_),
       agent_acceptor_(ex),
@@ -171,6 +172,7 @@ awaitable<void> Gateway::housekeeping() {
     co_await housekeeping_timer_.async_wait(use_nothrow);
     if (stopping_) co_return;
     for (auto& t : ctx_->registry.all()) expire_idle_streams(*t, ctx_->cfg.pool_idle_timeout);
+    expire_poll_sessions(*ctx_, ctx_->cfg.session_ttl);
   }
 }
 

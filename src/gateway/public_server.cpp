@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "gateway/agent_conn.h"
+#include "gateway/poll_carrier.h"
 #include "http/rules.h"
 #include "tunnel/pump.h"
 
@@ -98,6 +99,8 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   // clients, each reuses its own stream instead of all of them competing for the tunnel's
   // pool, which holds only pool.idle_per_tunnel and would otherwise make the agent open and
   // close a local connection per request. Returned to the pool when the client goes away.
+  awaitable<Outcome> handle_poll(bhttp::request_parser<bhttp::buffer_body>& p);
+
   bool is_agent_websocket(const bhttp::request_header<>& req) const {
     auto target = req.target();
     target = target.substr(0, target.find('?'));
@@ -291,6 +294,12 @@ awaitable<Outcome> ClientConn::handle(std::size_t head_len) {
   auto& req = p.get();
   const bool has_body = p.chunked() || (p.content_length() && *p.content_length() > 0);
   const bool keep_alive = req.keep_alive() && !has_body;  // errors before the body: close
+
+  // The long-poll carrier's endpoints, on hosts that name no tunnel.
+  if (req.target().starts_with("/api/agent/") &&
+      !http::tunnel_from_host(req[bhttp::field::host], ctx_.cfg.domain)) {
+    co_return co_await handle_poll(p);
+  }
 
   // Route: Host subdomain first, then /t/{tunnel}/.
   std::optional<std::string> name;
@@ -777,6 +786,88 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
     stream->reset(proto::ErrorCode::Cancelled);
   }
   co_return client_keep_alive ? Outcome::KeepAlive : Outcome::Close;
+}
+
+awaitable<Outcome> ClientConn::handle_poll(bhttp::request_parser<bhttp::buffer_body>& p) {
+  auto& req = p.get();
+  auto target = std::string_view(req.target());
+  const auto q = target.find('?');
+  const auto path = target.substr(0, q);
+  const auto query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  auto param = [&](std::string_view key) -> std::string {
+    std::size_t start = 0;
+    while (start <= query.size()) {
+      auto end = query.find('&', start);
+      if (end == std::string_view::npos) end = query.size();
+      const auto item = query.substr(start, end - start);
+      if (item.starts_with(key) && item.size() > key.size() && item[key.size()] == '=') {
+        return std::string(item.substr(key.size() + 1));
+      }
+      start = end + 1;
+    }
+    return {};
+  };
+  const bool post = req.method() == bhttp::verb::post;
+  bool keep_alive = req.keep_alive() && !ctx_.draining;
+
+  // A POST body: Content-Length only (every body of this carrier is a complete unit).
+  std::string body;
+  if (p.chunked()) {
+    co_await respond_error(411, "length_required",
+                           "long-poll bodies need a Content-Length, not chunked encoding", false);
+    co_return Outcome::Close;
+  }
+  const std::uint64_t len = p.content_length().value_or(0);
+  if (len > kMaxPollBody) {
+    co_await respond_error(
+        413, "body_too_large",
+        "long-poll bodies are limited to " + std::to_string(kMaxPollBody) + " bytes", false);
+    co_return Outcome::Close;
+  }
+  while (body.size() < len) {
+    if (buf_.size() == 0) {
+      arm(ctx_.cfg.header_timeout);
+      auto ec = co_await read_more();
+      disarm();
+      if (ec) co_return Outcome::Abort;
+    }
+    const auto take = std::min<std::size_t>(buf_.size(), len - body.size());
+    body.append(static_cast<const char*>(buf_.data().data()), take);
+    buf_.consume(take);
+  }
+
+  PollReply reply;
+  if (path == "/api/agent/register" && post) {
+    reply = poll_register(ctx_, body, client_addr_);
+  } else if (path == "/api/agent/pull" && !post) {
+    std::uint64_t ms = 25'000;
+    if (auto w = param("wait"); !w.empty()) {
+      ms = 0;
+      for (char c : w)
+        ms = c >= '0' && c <= '9' ? std::min<std::uint64_t>(ms * 10 + (c - '0'), 1u << 30) : ms;
+    }
+    reply = co_await poll_pull(ctx_, param("session_id"), std::chrono::milliseconds(ms));
+  } else if (path == "/api/agent/respond" && post) {
+    reply = co_await poll_respond(ctx_, param("session_id"), std::move(body));
+  } else if (path == "/api/agent/heartbeat" && post) {
+    reply = poll_heartbeat(ctx_, param("session_id"));
+  } else {
+    reply = {404, "application/json", R"({"error":"unknown long-poll endpoint or method"})"};
+  }
+  std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " " +
+                     std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(reply.status))) +
+                     "\r\nContent-Type: " + reply.content_type +
+                     "\r\nCache-Control: no-store\r\nContent-Length: " +
+                     std::to_string(reply.status == 204 ? 0 : reply.body.size()) + "\r\n" +
+                     (keep_alive ? "" : "Connection: close\r\n") + "\r\n";
+  std::array<net::const_buffer, 2> bufs{
+      net::buffer(head),
+      net::buffer(reply.status == 204 ? std::string_view() : std::string_view(reply.body))};
+  arm(ctx_.cfg.idle_timeout);
+  auto [wec, wn] = co_await net::async_write(sock_, bufs, use_nothrow);
+  disarm();
+  if (wec) co_return Outcome::Abort;
+  co_return keep_alive ? Outcome::KeepAlive : Outcome::Close;
 }
 
 // ---------------------------------------------------------------------------------------------

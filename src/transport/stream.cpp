@@ -85,6 +85,7 @@ void Stream::cancel() {
 }
 
 std::string Stream::remote_address() const {
+  if (!remote_override_.empty()) return remote_override_;
   error_code ec;
   if (std::holds_alternative<UnixSocket>(v_)) return "unix";
   const tcp::socket* t = const_cast<Stream*>(this)->tcp_socket();
@@ -97,6 +98,7 @@ std::string Stream::remote_address() const {
 }
 
 const char* Stream::carrier() const {
+  if (carrier_name_) return carrier_name_;
   switch (v_.index()) {
     case 0:
       return "tcp";

@@ -56,7 +56,12 @@ class Stream {
   void cancel();
 
   std::string remote_address() const;
-  const char* carrier() const;  // "tcp", "tls", "ws", "wss", "unix"
+  const char* carrier() const;  // "tcp", "tls", "ws", "wss", "unix" (or set_carrier's)
+  // Names the carrier for logs and the admin API when the variant does not tell (a socket pair
+  // behind the long-poll carrier is "poll"). `name` must outlive the stream (a literal).
+  void set_carrier(const char* name) { carrier_name_ = name; }
+  // The peer's address for logs when the variant cannot tell (the long-poll carrier's client).
+  void set_remote_address(std::string addr) { remote_override_ = std::move(addr); }
   bool is_tls() const {
     return std::holds_alternative<TlsStream>(v_) || std::holds_alternative<WssStream>(v_);
   }
@@ -66,6 +71,8 @@ class Stream {
  private:
   std::variant<tcp::socket, TlsStream, UnixSocket, WsStream, WssStream> v_;
   std::string prefix_;
+  const char* carrier_name_ = nullptr;
+  std::string remote_override_;
 };
 
 // WebSocket client handshake over a connected socket (ws://) or TLS stream (wss://): GET `path`

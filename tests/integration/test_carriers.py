@@ -4,7 +4,9 @@ tunnel must behave exactly as over tcp://."""
 
 import hashlib
 import os
+import shutil
 import sys
+import time
 import unittest
 
 import backend
@@ -129,6 +131,106 @@ class SecureWebSocketCarrierTest(harness.ProxerTestCase):
                                    [harness.tunnel_spec("unverified", self.be.port)]))
         ag.wait_for_output("TLS handshake with the gateway", timeout=10, stream="stderr")
         self.assertIsNone(harness.find_tunnel(self.gw.ports.admin, "unverified"))
+
+
+def start_buffering_nginx(workdir, upstream_port, registry):
+    """nginx in front of the gateway as a reverse proxy that buffers whole request and response
+    bodies (its defaults: proxy_request_buffering and proxy_buffering on)."""
+    port = harness.free_port()
+    d = os.path.join(workdir, "nginx-front")
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""user root;
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log %(d)s/access.log;
+  client_body_temp_path %(d)s; proxy_temp_path %(d)s; fastcgi_temp_path %(d)s;
+  uwsgi_temp_path %(d)s; scgi_temp_path %(d)s;
+  client_max_body_size 2m;
+  server {
+    listen 127.0.0.1:%(port)d;
+    location / {
+      proxy_pass http://127.0.0.1:%(up)d;
+      proxy_http_version 1.1;
+      proxy_set_header Host $http_host;
+      proxy_request_buffering on;
+      proxy_buffering on;
+      proxy_read_timeout 60s;
+    }
+  }
+}
+""" % {"d": d, "port": port, "up": upstream_port})
+    proc = harness.start_proc(workdir, "nginx-front",
+                              [shutil.which("nginx"), "-c", conf, "-g", "daemon off;"], registry)
+    deadline = time.monotonic() + harness.START_TIMEOUT
+    while not harness.port_is_open(port):
+        if time.monotonic() > deadline or not proc.running:
+            raise AssertionError("nginx did not start\n" + proc.tail())
+        time.sleep(0.05)
+    proc.port = port
+    proc.access_log = os.path.join(d, "access.log")
+    return proc
+
+
+class LongPollCarrierTest(harness.ProxerTestCase):
+    @classmethod
+    def start_class_processes(cls):
+        cls.be = harness.start_backend(cls.workdir, registry=cls.class_procs)
+        cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs)
+
+    def start(self, url, name, extra=()):
+        ag = self.spawn("agent-" + name, agent_args(url, [harness.tunnel_spec(name, self.be.port)],
+                                                    ["--id", name] + list(extra)))
+        harness.wait_tunnel(self.gw.ports.admin, name, procs=[self.gw, ag])
+        return ag
+
+    def check_traffic(self, name):
+        WebSocketCarrierTest.check_traffic(self, name)
+
+    def test_long_poll_on_the_public_listener(self):
+        ag = self.start("http://127.0.0.1:%d" % self.gw.ports.listen, "polled")
+        self.check_traffic("polled")
+        conns = harness.get_json(self.gw.ports.admin, "/connections")["connections"]
+        c = [c for c in conns if c["agent_id"] == "polled"][0]
+        self.assertEqual(c["carrier"], "poll")
+        self.assertTrue(c["remote_address"].startswith("127.0.0.1:"), c)
+        self.assertIn("over poll", ag.stderr())
+
+    @unittest.skipIf(shutil.which("nginx") is None, "nginx is not installed")
+    def test_long_poll_through_a_proxy_that_buffers_whole_bodies(self):
+        front = start_buffering_nginx(self.workdir, self.gw.ports.listen, self.procs)
+        self.start("http://127.0.0.1:%d" % front.port, "buffered")
+        self.check_traffic("buffered")
+        with open(front.access_log) as f:
+            log = f.read()
+        self.assertIn("/api/agent/pull", log)
+        self.assertIn("/api/agent/respond", log)
+
+    def test_wrong_token_is_refused_at_registration(self):
+        ag = self.spawn("agent-badtoken",
+                        [harness.proxer_bin(), "agent", "--gateway",
+                         "http://127.0.0.1:%d" % self.gw.ports.listen, "--token", "wrong",
+                         "--tunnel", harness.tunnel_spec("nope", self.be.port)])
+        ag.wait_for_output("long-poll registration refused: invalid agent token", timeout=10,
+                           stream="stderr")
+
+    def test_endpoints_answer_bad_input_clearly(self):
+        status, _, body = harness.http_request("POST", self.gw.ports.listen, "/api/agent/register",
+                                               body=b"{nope")
+        self.assertEqual(status, 400, body)
+        status, _, body = harness.http_request("GET", self.gw.ports.listen,
+                                               "/api/agent/pull?session_id=0000&wait=10")
+        self.assertEqual(status, 404, body)
+        self.assertIn(b"register again", body)
+        status, _, body = harness.http_request("POST", self.gw.ports.listen,
+                                               "/api/agent/respond?session_id=0000", body=b"x")
+        self.assertEqual(status, 404, body)
+        status, _, body = harness.http_request("GET", self.gw.ports.listen, "/api/agent/nothing")
+        self.assertEqual(status, 404, body)
 
 
 if __name__ == "__main__":

@@ -496,12 +496,12 @@ url = 3000
   EXPECT_EQ(e.size(), 6u) << join(e);
 }
 
-TEST(LoadAgent, ReportsReservedCarriers) {
-  const auto loaded = load_agent_toml("gateway = \"https://gw.example.com/\"\n", "agent.toml");
+TEST(LoadAgent, ReportsUnknownCarriers) {
+  const auto loaded = load_agent_toml("gateway = \"quic://gw.example.com:443\"\n", "agent.toml");
   ASSERT_EQ(loaded.errors.size(), 1u) << join(loaded.errors);
   EXPECT_EQ(loaded.errors[0],
-            "agent.toml:1:11: gateway: the https:// (long-poll) carrier is not supported yet; use "
-            "tcp://, tls://, ws:// or wss://");
+            "agent.toml:1:11: gateway: unknown scheme \"quic\" (use tcp://, tls://, ws://, wss://, "
+            "http:// or https://)");
 }
 
 TEST(Secrets, NeverAppearInErrorMessages) {

@@ -157,15 +157,23 @@ TEST(ValidateAgent, FillsAndRefreshesParsedFields) {
   EXPECT_TRUE(c.gateway_host.empty());
 }
 
-TEST(ValidateAgent, LongPollCarrierIsNotSupportedYet) {
-  for (const std::string scheme : {"http", "https"}) {
+TEST(ValidateAgent, LongPollGatewayUrls) {
+  struct Case {
+    std::string url, scheme, host, port, path;
+  };
+  for (const auto& k : std::vector<Case>{
+           {"http://gw.example.com:8080", "http", "gw.example.com", "8080", ""},
+           {"http://gw.example.com/", "http", "gw.example.com", "80", ""},
+           {"https://gw.example.com/base/", "https", "gw.example.com", "443", "/base"},
+       }) {
     auto c = valid_agent();
-    c.gateway = scheme + "://gw.example.com:443";
+    c.gateway = k.url;
     const auto errors = validate(c);
-    ASSERT_EQ(errors.size(), 1u) << join(errors);
-    EXPECT_EQ(errors[0], "gateway: the " + scheme +
-                             ":// (long-poll) carrier is not supported yet; use tcp://, tls://, "
-                             "ws:// or wss://");
+    ASSERT_TRUE(errors.empty()) << k.url << ": " << join(errors);
+    EXPECT_EQ(c.gateway_scheme, k.scheme) << k.url;
+    EXPECT_EQ(c.gateway_host, k.host) << k.url;
+    EXPECT_EQ(c.gateway_port, k.port) << k.url;
+    EXPECT_EQ(c.gateway_path, k.path) << k.url;
   }
 }
 
@@ -194,7 +202,7 @@ TEST(ValidateAgent, WebSocketGatewayUrls) {
   EXPECT_TRUE(has_error(validate(c), "must not contain a query")) << join(validate(c));
   c.gateway = "ws://gw.example.com:8080";
   c.ca_file = "/etc/hostname";
-  EXPECT_TRUE(has_error(validate(c), "ca: only used with a tls:// or wss:// gateway"));
+  EXPECT_TRUE(has_error(validate(c), "ca: only used with a tls://, wss:// or https:// gateway"));
 }
 
 TEST(ValidateAgent, EachRuleReportsItsKey) {
@@ -215,19 +223,19 @@ TEST(ValidateAgent, EachRuleReportsItsKey) {
          c.gateway = "tcp://h:1";
          c.ca_file = "/etc/hostname";
        },
-       "ca: only used with a tls:// or wss:// gateway"},
+       "ca: only used with a tls://, wss:// or https:// gateway"},
       {"insecure on tcp",
        [](auto& c) {
          c.gateway = "tcp://h:1";
          c.insecure = true;
        },
-       "insecure: only used with a tls:// or wss:// gateway"},
+       "insecure: only used with a tls://, wss:// or https:// gateway"},
       {"sni on tcp",
        [](auto& c) {
          c.gateway = "tcp://h:1";
          c.server_name = "x";
        },
-       "server_name: only used with a tls:// or wss:// gateway"},
+       "server_name: only used with a tls://, wss:// or https:// gateway"},
       {"insecure+ca",
        [](auto& c) {
          c.insecure = true;
