@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/carriers.sh: the same tunnel over each agent carrier (tcp, tls, ws, wss), in one run:
+# bench/carriers.sh: the same tunnel over each agent carrier (tcp, tls, ws, wss, poll), in one run:
 # HTTP req/s at c=50 and c=1 (wrk, /hello from a 1-worker nginx backend) and a 100 MiB download
 # (curl, median of 3), with the direct path as the reference. Prints a markdown table.
 #
@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 BIN=${PROXER_BIN:-$root/build/src/app/proxer}
 DURATION=${DURATION:-8}
-CARRIERS=${CARRIERS:-"tcp tls ws wss"}
+CARRIERS=${CARRIERS:-"tcp tls ws wss poll"}
 command -v nginx >/dev/null || { echo "nginx is needed as the backend" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is needed" >&2; exit 1; }
 W=$(mktemp -d /tmp/proxer-carriers.XXXXXX)
@@ -68,6 +68,7 @@ for carrier in $CARRIERS; do
     tls) url="tls://localhost:$A"; tls=(--tls-cert "$W/cert.pem" --tls-key "$W/key.pem"); agent_tls=(--ca "$W/cert.pem") ;;
     ws) url="ws://127.0.0.1:$L/ws" ;;
     wss) url="wss://localhost:$A/ws"; tls=(--tls-cert "$W/cert.pem" --tls-key "$W/key.pem"); agent_tls=(--ca "$W/cert.pem") ;;
+    poll) url="http://127.0.0.1:$L" ;;
   esac
   "$BIN" gateway --listen 127.0.0.1:$L --agent-listen 127.0.0.1:$A --admin-listen 127.0.0.1:$M \
     --token carriers --log-level warn "${tls[@]}" 2>"$W/gw-$carrier.log" &
