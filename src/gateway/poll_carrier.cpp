@@ -1,5 +1,6 @@
 #include "gateway/poll_carrier.h"
 
+#include <algorithm>
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
@@ -109,7 +110,10 @@ awaitable<PollReply> poll_pull(Context& ctx, std::string_view session_id,
   timer.cancel();
   if (expired) co_return PollReply{204, "application/octet-stream", {}};
   if (wec) co_return error(410, "the session has ended");
-  std::string out(kMaxPollBody, '\0');
+  // Size the answer by what is queued (a 1 MiB buffer per pull would be mostly zero-filling).
+  error_code aec;
+  const std::size_t queued = s->end.available(aec);
+  std::string out(std::clamp<std::size_t>(aec ? kMaxPollBody : queued, 1, kMaxPollBody), '\0');
   error_code rec;
   const auto n = s->end.read_some(net::buffer(out), rec);
   if (rec == net::error::would_block) co_return PollReply{204, "application/octet-stream", {}};
