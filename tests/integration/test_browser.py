@@ -65,6 +65,12 @@ class DashboardTest(harness.ProxerTestCase):
         self.assertEqual(shop[4], "3")    # requests
         self.assertEqual(shop[9], "200")  # last status
         self.assertEqual(rows["blog"][4], "0")
+        conns = cells(dom, "connections")
+        self.assertEqual(len(conns), 1, conns)
+        self.assertEqual(conns[0][1], "dash-agent")
+        self.assertEqual(conns[0][2], "tcp")
+        self.assertTrue(conns[0][3].startswith("127.0.0.1:"), conns)
+        self.assertEqual(conns[0][5], "shop, blog")
 
 
 @unittest.skipIf(CHROMIUM is None, "chromium is not installed")
