@@ -385,7 +385,8 @@ int run_up(const GatewayFlags& f) {
         "\nproxer is up: a gateway and an agent in one process.\n\n"
         "  demo site   http://demo.%s:%u/\n"
         "              http://localhost:%u/t/demo/\n"
-        "  admin       http://127.0.0.1:%u/  (API: /api/health, /api/tunnels, /connections, /forward)\n\n"
+        "  admin       http://127.0.0.1:%u/  (API: /api/health, /api/tunnels, /connections, "
+        "/forward)\n\n"
         "Press Ctrl-C to stop.\n",
         domain.c_str(), port, port, admin_port);
     std::fflush(stdout);
