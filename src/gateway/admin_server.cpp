@@ -115,15 +115,14 @@ std::string connections_json(const Context& ctx) {
     const auto& s = a->session();
     json::array tunnels;
     for (const auto& name : a->tunnels()) tunnels.emplace_back(name);
-    json::object o{
-        {"id", a->session_id()},
-        {"agent_id", a->agent_id()},
-        {"remote_address", s ? s->remote_address() : ""},
-        {"carrier", s ? s->carrier() : ""},
-        {"connected_since", iso8601(a->connected_since())},
-        {"tunnels", std::move(tunnels)},
-        {"open_streams", s ? s->stream_count() : 0},
-        {"rtt_ms", s ? std::round(static_cast<double>(s->rtt().count()) / 10.0) / 100.0 : 0.0}};
+    json::object o{{"id", a->session_id()},
+                   {"agent_id", a->agent_id()},
+                   {"remote_address", s ? s->remote_address() : ""},
+                   {"carrier", s ? s->carrier() : ""},
+                   {"connected_since", iso8601(a->connected_since())},
+                   {"tunnels", std::move(tunnels)},
+                   {"open_streams", s ? s->stream_count() : 0},
+                   {"rtt_us", s ? s->rtt().count() : 0}};
     arr.push_back(std::move(o));
   }
   return json::serialize(json::object{{"connections", std::move(arr)}});
