@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include "core/deadline.h"
 #include "core/log.h"
 
 namespace proxer::agent {
@@ -41,12 +42,7 @@ class HttpConn {
     req.set(bhttp::field::user_agent, "proxer-agent");
     req.keep_alive(true);
     req.prepare_payload();
-    net::steady_timer timer(ex_, timeout);
-    bool expired = false;
-    auto* lowest = lowest_socket();
-    timer.async_wait([&expired, lowest](error_code ec) {
-      if (ec) return;
-      expired = true;
+    Deadline deadline(ex_, timeout, [lowest = lowest_socket()] {
       error_code ignored;
       lowest->cancel(ignored);
     });
@@ -65,8 +61,8 @@ class HttpConn {
           if (!rec) res = p.release();
         },
         *io_);
-    timer.cancel();
-    if (expired) ec = net::error::timed_out;
+    deadline.done();
+    if (deadline.expired()) ec = net::error::timed_out;
     if (ec) {
       *why = "long-poll request " + std::string(req.target()) + " failed: " + ec.message();
       close();

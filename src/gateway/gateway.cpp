@@ -2,6 +2,7 @@
 
 #include <boost/asio/read.hpp>
 
+#include "core/deadline.h"
 #include "core/log.h"
 #include "gateway/agent_conn.h"
 #include "gateway/poll_carrier.h"
@@ -127,16 +128,15 @@ awaitable<void> Gateway::agent_handshake(tcp::socket sock) {
   // the protocol preface (checked by the session).
   std::string first(4, '\0');
   {
-    net::steady_timer timer(ex_, deadline);
     tcp::socket* lowest = std::visit(
         [](auto& s) -> tcp::socket* { return &boost::beast::get_lowest_layer(s); }, next);
-    timer.async_wait([lowest](error_code tec) {
+    Deadline sniff(ex_, deadline, [lowest] {
       error_code ignored;
-      if (!tec) lowest->cancel(ignored);
+      lowest->cancel(ignored);
     });
     auto [rec, n] = co_await std::visit(
         [&](auto& s) { return net::async_read(s, net::buffer(first), use_nothrow); }, next);
-    timer.cancel();
+    sniff.done();
     if (rec) {
       logger()->debug("agent connection from {} ended before its first bytes: {}",
                       remote.address().to_string(), rec.message());

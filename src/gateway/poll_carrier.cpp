@@ -5,6 +5,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
+#include "core/deadline.h"
 #include "core/log.h"
 #include "gateway/agent_conn.h"
 
@@ -98,17 +99,16 @@ awaitable<PollReply> poll_pull(Context& ctx, std::string_view session_id,
   } reset{*s};
   wait = std::min<std::chrono::milliseconds>(wait, kMaxPollWait);
   // Wait for readability with a deadline, then take everything there is (up to the limit).
-  net::steady_timer timer(co_await net::this_coro::executor, wait);
-  bool expired = false;
-  timer.async_wait([&expired, s](error_code ec) {
-    if (ec) return;
-    expired = true;
+  // (The executor is fetched first: GCC 12 mishandles temporaries such as this lambda in a
+  // full-expression that also suspends, destroying them twice.)
+  const auto ex = co_await net::this_coro::executor;
+  Deadline deadline(ex, wait, [s] {
     error_code ignored;
     s->end.cancel(ignored);
   });
   auto [wec] = co_await s->end.async_wait(UnixSocket::wait_read, use_nothrow);
-  timer.cancel();
-  if (expired) co_return PollReply{204, "application/octet-stream", {}};
+  deadline.done();
+  if (deadline.expired()) co_return PollReply{204, "application/octet-stream", {}};
   if (wec) co_return error(410, "the session has ended");
   // Size the answer by what is queued (a 1 MiB buffer per pull would be mostly zero-filling).
   error_code aec;
@@ -135,7 +135,18 @@ awaitable<PollReply> poll_respond(Context& ctx, std::string_view session_id, std
     PollSession& s;
     ~Reset() { s.pushing = false; }
   } reset{*s};
+  // The session reads all the time, so this completes at once; the deadline is for the day it
+  // does not (every wait has one).
+  // (The executor is fetched first: GCC 12 mishandles temporaries such as this lambda in a
+  // full-expression that also suspends, destroying them twice.)
+  const auto ex = co_await net::this_coro::executor;
+  Deadline deadline(ex, ctx.cfg.idle_timeout, [s] {
+    error_code ignored;
+    s->end.cancel(ignored);
+  });
   auto [ec, n] = co_await net::async_write(s->end, net::buffer(body), use_nothrow);
+  deadline.done();
+  if (deadline.expired()) co_return error(503, "the session did not take the bytes in time");
   if (ec) {
     ctx.poll_sessions.erase(std::string(session_id));
     co_return error(410, "the session has ended");

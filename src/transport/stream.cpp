@@ -10,6 +10,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "core/deadline.h"
+
 namespace proxer::transport {
 
 using namespace net::experimental::awaitable_operators;
@@ -169,27 +171,20 @@ awaitable<std::pair<error_code, TlsStream>> tls_with_deadline(tcp::socket sock, 
                                                               std::string server_name, bool client,
                                                               std::chrono::milliseconds timeout) {
   auto ex = sock.get_executor();
-  net::steady_timer timer(ex, timeout);
-  tcp::socket* raw = &sock;
-  bool expired = false;
-  timer.async_wait([raw, &expired](error_code ec) {
-    if (!ec) {
-      expired = true;
-      error_code ignored;
-      raw->cancel(ignored);
-    }
-  });
-  // The socket moves into the TLS stream; keep a handle to cancel it through the stream instead.
   TlsStream s(std::move(sock), ctx);
-  raw = &s.next_layer();
+  tcp::socket* raw = &s.next_layer();
+  Deadline deadline(ex, timeout, [raw] {
+    error_code ignored;
+    raw->cancel(ignored);
+  });
   if (client && !server_name.empty()) {
     SSL_set_tlsext_host_name(s.native_handle(), server_name.c_str());
     s.set_verify_callback(ssl::host_name_verification(server_name));
   }
   auto [ec] = co_await s.async_handshake(
       client ? ssl::stream_base::client : ssl::stream_base::server, use_nothrow);
-  timer.cancel();
-  if (expired) ec = net::error::timed_out;
+  deadline.done();
+  if (deadline.expired()) ec = net::error::timed_out;
   co_return std::pair{ec, std::move(s)};
 }
 
@@ -285,22 +280,6 @@ void configure(WS& ws) {
   ws.read_message_max(0);  // the session bounds each frame; a message is just a write batch
 }
 
-// Cancels the lowest socket of `ws` when the deadline passes; returns a flag set on expiry.
-template <typename WS>
-std::shared_ptr<bool> arm_deadline(net::steady_timer& timer, WS& ws,
-                                   std::chrono::milliseconds timeout) {
-  auto expired = std::make_shared<bool>(false);
-  auto* sock = &boost::beast::get_lowest_layer(ws);
-  timer.expires_after(timeout);
-  timer.async_wait([expired, sock](error_code ec) {
-    if (ec) return;
-    *expired = true;
-    error_code ignored;
-    sock->cancel(ignored);
-  });
-  return expired;
-}
-
 template <typename Next>
 awaitable<std::pair<error_code, std::optional<Stream>>> client_handshake(
     Next next, std::string host, std::string path, std::chrono::milliseconds timeout) {
@@ -309,12 +288,14 @@ awaitable<std::pair<error_code, std::optional<Stream>>> client_handshake(
   ws.set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
     req.set(boost::beast::http::field::user_agent, "proxer-agent");
   }));
-  net::steady_timer timer(ws.get_executor());
-  auto expired = arm_deadline(timer, ws, timeout);
+  Deadline deadline(ws.get_executor(), timeout, [sock = &boost::beast::get_lowest_layer(ws)] {
+    error_code ignored;
+    sock->cancel(ignored);
+  });
   websocket::response_type res;
   auto [ec] = co_await ws.async_handshake(res, host, path, use_nothrow);
-  timer.cancel();
-  if (*expired) ec = net::error::timed_out;
+  deadline.done();
+  if (deadline.expired()) ec = net::error::timed_out;
   if (ec) co_return std::pair{ec, std::optional<Stream>()};
   co_return std::pair{ec, std::optional<Stream>(Stream(std::move(ws)))};
 }
@@ -330,11 +311,13 @@ awaitable<std::pair<error_code, std::optional<Stream>>> server_accept(
         res.set(boost::beast::http::field::server, "proxer");
         res.set("X-Proxer-Connection-Id", id);
       }));
-  net::steady_timer timer(ws.get_executor());
-  auto expired = arm_deadline(timer, ws, timeout);
+  Deadline deadline(ws.get_executor(), timeout, [sock = &boost::beast::get_lowest_layer(ws)] {
+    error_code ignored;
+    sock->cancel(ignored);
+  });
   auto [ec] = co_await ws.async_accept(net::buffer(already_read), use_nothrow);
-  timer.cancel();
-  if (*expired) ec = net::error::timed_out;
+  deadline.done();
+  if (deadline.expired()) ec = net::error::timed_out;
   if (ec) co_return std::pair{ec, std::optional<Stream>()};
   co_return std::pair{ec, std::optional<Stream>(Stream(std::move(ws)))};
 }
