@@ -7,6 +7,7 @@
 
 #include "agent/poll_client.h"
 #include "core/backoff.h"
+#include "core/deadline.h"
 #include "core/log.h"
 #include "proto/proxy_header.h"
 #include "transport/stream.h"
@@ -42,9 +43,14 @@ std::string_view to_string(State s) {
 }
 
 Agent::Agent(net::any_io_executor ex, config::AgentConfig cfg)
-    : ex_(ex), cfg_(std::move(cfg)), event_(ex), sleep_timer_(ex) {
-  if (cfg_.gateway_scheme == "tls" || cfg_.gateway_scheme == "wss" ||
-      cfg_.gateway_scheme == "https") {
+    : ex_(ex), cfg_(std::move(cfg)), event_(ex), sleep_timer_(ex), climb_timer_(ex) {
+  const auto& scheme = cfg_.gateway_scheme;
+  if (scheme == "auto") {
+    ladder_ = {{"tls", ""}, {"wss", "/ws"}, {"https", ""}};
+  } else {
+    ladder_ = {{scheme, cfg_.gateway_path}};
+  }
+  if (scheme == "auto" || scheme == "tls" || scheme == "wss" || scheme == "https") {
     tls_ = transport::make_client_tls_context(cfg_.ca_file, cfg_.insecure);
   }
   if (!cfg_.proxy_host.empty()) {
@@ -67,11 +73,19 @@ void Agent::set_state(State s) {
   state_ = s;
 }
 
+std::string Agent::carrier() const {
+  return current_ && !current_->closed ? current_->session->carrier() : "";
+}
+
 void Agent::start() {
   auto self = shared_from_this();
   if (proxy_) {
     logger()->info("leaving through the HTTP proxy {}:{}{}", proxy_->host, proxy_->port,
                    proxy_->authorization.empty() ? "" : " (with credentials)");
+  }
+  if (ladder_.size() > 1) {
+    logger()->info("transport auto: tls, then wss, then https long-poll to {}:{}",
+                   cfg_.gateway_host, cfg_.gateway_port);
   }
   net::co_spawn(
       ex_, [self]() { return self->run(); }, DetachedTask{"agent"});
@@ -80,14 +94,20 @@ void Agent::start() {
 void Agent::stop(std::function<void()> done) {
   stopping_ = true;
   sleep_timer_.cancel();
-  auto session = session_;
-  if (!session || session->closed()) {
+  climb_timer_.cancel();
+  event_.notify();
+  bool any = false;
+  for (const auto& link : std::vector<std::shared_ptr<Link>>(links_)) {
+    if (link->closed) continue;
+    any = true;
+    link->session->go_away(proto::ErrorCode::Shutdown, "agent stopping");
+    link->session->close(proto::ErrorCode::Shutdown, "agent stopping");
+  }
+  if (!any) {
     set_state(State::Stopped);
     done();
     return;
   }
-  session->go_away(proto::ErrorCode::Shutdown, "agent stopping");
-  session->close(proto::ErrorCode::Shutdown, "agent stopping");
   auto timer = std::make_shared<net::steady_timer>(ex_, std::chrono::milliseconds(100));
   timer->async_wait([timer, done = std::move(done), self = shared_from_this()](error_code) {
     self->set_state(State::Stopped);
@@ -98,150 +118,205 @@ void Agent::stop(std::function<void()> done) {
 awaitable<void> Agent::run() {
   auto self = shared_from_this();
   Backoff backoff(cfg_.reconnect_min, cfg_.reconnect_max);
+  std::size_t preferred = 0;  // the carrier that worked last is tried first
   while (!stopping_) {
-    const auto reason = co_await connect_once();
-    if (stopping_) break;
+    set_state(State::Connecting);
+    std::vector<std::size_t> order{preferred};
+    for (std::size_t r = 0; r < ladder_.size(); ++r) {
+      if (r != preferred) order.push_back(r);
+    }
+    std::shared_ptr<Link> link;
+    std::string failures;
+    auth_refused_ = false;
+    for (std::size_t i = 0; i < order.size() && !stopping_; ++i) {
+      std::string why;
+      link = co_await establish(order[i], false, &why);
+      if (link) break;
+      if (ladder_.size() == 1) {
+        failures = why;
+      } else {
+        failures += (failures.empty() ? "" : "; ") + ladder_[order[i]].scheme + ": " + why;
+        if (!auth_refused_ && i + 1 < order.size()) {
+          logger()->info("cannot connect over {} ({}); trying {}", ladder_[order[i]].scheme, why,
+                         ladder_[order[i + 1]].scheme);
+        }
+      }
+      if (auth_refused_) break;  // the gateway was reached: another carrier changes nothing
+    }
+    if (stopping_) {
+      if (link) link->session->close(proto::ErrorCode::Shutdown, "agent stopping");
+      break;
+    }
+    std::string reason;
+    if (link) {
+      current_ = link;
+      preferred = link->rung;
+      const auto generation = ++generation_;
+      set_state(State::Connected);
+      send_registrations(link);
+      if (link->rung > 0) {
+        net::co_spawn(ex_, climb(generation), DetachedTask{"agent climb"});
+      }
+      // current_ may change meanwhile: a climb moves it to a better carrier.
+      while (!stopping_ && !current_->closed) co_await event_.wait();
+      if (stopping_) break;
+      reason = "disconnected from the gateway: " + current_->closed_reason;
+      if (current_->registered > 0) backoff.reset();  // it worked: the next try is quick
+    } else {
+      reason = failures;
+    }
     set_state(State::Disconnected);
-    // A session that was up for a while resets the backoff: the next try is quick.
     const auto delay = backoff.next();
     logger()->warn("{}; reconnecting in {} ms", reason, delay.count());
     sleep_timer_.expires_after(delay);
     co_await sleep_timer_.async_wait(use_nothrow);
-    if (registered_ > 0) {
-      backoff.reset();
-      registered_ = 0;
-    }
   }
   set_state(State::Stopped);
 }
 
-awaitable<std::string> Agent::connect_once() {
-  set_state(State::Connecting);
+awaitable<std::optional<transport::Stream>> Agent::dial(const Rung& rung, std::string* why) {
   const std::string where = cfg_.gateway_host + ":" + cfg_.gateway_port;
-  logger()->debug("connecting to {}", cfg_.gateway);
-  tunnel::SessionOptions opts;
-  opts.opener = false;
-  opts.name = "agent";
-  opts.idle_timeout = cfg_.connect_timeout * 3;  // until AUTH_RESPONSE sets the real one
-  if (cfg_.gateway_scheme == "http" || cfg_.gateway_scheme == "https") {
+  const auto& scheme = rung.scheme;
+  if (scheme == "http" || scheme == "https") {
     PollTarget target;
-    target.https = cfg_.gateway_scheme == "https";
+    target.https = scheme == "https";
     target.host = cfg_.gateway_host;
     target.port = cfg_.gateway_port;
-    target.path_prefix = cfg_.gateway_path;
-    target.server_name = cfg_.server_name.empty() ? cfg_.gateway_host : cfg_.server_name;
+    target.path_prefix = rung.path;
+    target.server_name = config::tls_server_name(cfg_);
     target.tls = tls_;
     target.proxy = proxy_;
     target.timeout = cfg_.connect_timeout;
     std::vector<std::string> names;
     for (const auto& t : cfg_.tunnels) names.push_back(t.name);
-    std::string why;
-    auto io = co_await open_poll_session(ex_, target, cfg_.id, cfg_.token.reveal(), names, &why);
-    if (!io) co_return why;
-    session_ = std::make_shared<tunnel::Session>(std::move(*io), opts);
-    co_return co_await run_session(where);
+    co_return co_await open_poll_session(ex_, target, cfg_.id, cfg_.token.reveal(), names, why);
   }
   std::pair<error_code, tcp::socket> connected{error_code{}, tcp::socket(ex_)};
   if (proxy_) {
-    std::string why;
+    std::string text;
     connected = co_await transport::connect_via_proxy(
-        ex_, *proxy_, cfg_.gateway_host, cfg_.gateway_port, cfg_.connect_timeout, &why);
+        ex_, *proxy_, cfg_.gateway_host, cfg_.gateway_port, cfg_.connect_timeout, &text);
     if (connected.first) {
-      co_return "cannot reach the gateway at " + where + " through the proxy " + proxy_->host +
-          ":" + proxy_->port + ": " + why;
+      *why = "cannot reach the gateway at " + where + " through the proxy " + proxy_->host + ":" +
+             proxy_->port + ": " + text;
+      co_return std::nullopt;
     }
   } else {
     connected = co_await transport::connect_tcp(ex_, cfg_.gateway_host, cfg_.gateway_port,
                                                 cfg_.connect_timeout);
   }
   auto& [ec, sock] = connected;
-  if (ec) co_return "cannot connect to the gateway at " + where + ": " + ec.message();
+  if (ec) {
+    *why = "cannot connect to the gateway at " + where + ": " + ec.message();
+    co_return std::nullopt;
+  }
 
   std::variant<tcp::socket, transport::TlsStream> next(std::move(sock));
-  if (tls_) {
-    const auto& sni = cfg_.server_name.empty() ? cfg_.gateway_host : cfg_.server_name;
+  if (scheme == "tls" || scheme == "wss") {
     auto [hec, tls] = co_await transport::tls_client_handshake(
-        std::move(std::get<tcp::socket>(next)), *tls_, sni, cfg_.connect_timeout);
+        std::move(std::get<tcp::socket>(next)), *tls_, config::tls_server_name(cfg_),
+        cfg_.connect_timeout);
     if (hec) {
-      std::string msg = "TLS handshake with the gateway at " + where + " failed: " + hec.message();
+      *why = "TLS handshake with the gateway at " + where + " failed: " + hec.message();
       if (hec.category() == net::error::get_ssl_category()) {
-        msg += " (certificate verify failed? use --ca FILE for a private CA)";
+        *why += " (certificate verify failed? use --ca FILE for a private CA)";
       }
-      co_return msg;
+      co_return std::nullopt;
     }
     next.emplace<transport::TlsStream>(std::move(tls));
   }
-  std::optional<transport::Stream> io;
-  if (cfg_.gateway_scheme == "ws" || cfg_.gateway_scheme == "wss") {
+  if (scheme == "ws" || scheme == "wss") {
     // Host header: the port only when it is not the scheme's default.
     std::string host = cfg_.gateway_host.find(':') != std::string::npos
                            ? "[" + cfg_.gateway_host + "]"
                            : cfg_.gateway_host;
-    if (cfg_.gateway_port != (cfg_.gateway_scheme == "ws" ? "80" : "443")) {
-      host += ":" + cfg_.gateway_port;
-    }
-    auto [wec, ws] = co_await transport::ws_client_handshake(
-        std::move(next), host, cfg_.gateway_path, cfg_.connect_timeout);
+    if (cfg_.gateway_port != (scheme == "ws" ? "80" : "443")) host += ":" + cfg_.gateway_port;
+    auto [wec, ws] = co_await transport::ws_client_handshake(std::move(next), host, rung.path,
+                                                             cfg_.connect_timeout);
     if (wec) {
-      co_return "WebSocket handshake with " + cfg_.gateway + " failed: " + wec.message() +
-          (wec == boost::beast::websocket::error::upgrade_declined
-               ? " (is the path right? the gateway serves /ws)"
-               : "");
+      *why = "WebSocket handshake with " + scheme + "://" + host + rung.path +
+             " failed: " + wec.message() +
+             (wec == boost::beast::websocket::error::upgrade_declined
+                  ? " (is the path right? the gateway serves /ws)"
+                  : "");
+      co_return std::nullopt;
     }
-    io.emplace(std::move(*ws));
-  } else if (auto* tls = std::get_if<transport::TlsStream>(&next)) {
-    io.emplace(std::move(*tls));
-  } else {
-    io.emplace(std::move(std::get<tcp::socket>(next)));
+    co_return std::move(*ws);
   }
-  session_ = std::make_shared<tunnel::Session>(std::move(*io), opts);
-  co_return co_await run_session(where);
+  if (auto* tls = std::get_if<transport::TlsStream>(&next)) {
+    co_return transport::Stream(std::move(*tls));
+  }
+  co_return transport::Stream(std::move(std::get<tcp::socket>(next)));
 }
 
-awaitable<std::string> Agent::run_session(const std::string& where) {
-  auto session = session_;
-  session_closed_ = false;
-  auth_.reset();
-  auth_refused_ = false;
-  closed_reason_.clear();
+awaitable<std::shared_ptr<Agent::Link>> Agent::establish(std::size_t r, bool handover,
+                                                         std::string* why) {
+  const std::string where = cfg_.gateway_host + ":" + cfg_.gateway_port;
+  logger()->debug("connecting to {} over {}", where, ladder_[r].scheme);
+  auto io = co_await dial(ladder_[r], why);
+  if (!io) co_return nullptr;
+  if (stopping_) {
+    io->close();
+    *why = "stopping";
+    co_return nullptr;
+  }
+  tunnel::SessionOptions opts;
+  opts.opener = false;
+  opts.name = "agent";
+  opts.idle_timeout = cfg_.connect_timeout * 3;  // until AUTH_RESPONSE sets the real one
+  auto link = std::make_shared<Link>();
+  link->session = std::make_shared<tunnel::Session>(std::move(*io), opts);
+  link->rung = r;
+  link->name = ladder_[r].scheme;
+  link->handover = handover;
+  links_.push_back(link);
+  auto session = link->session;
   session->start(shared_from_this());
 
-  set_state(State::Authenticating);
+  if (!handover) set_state(State::Authenticating);
   proto::AuthRequest req;
   req.token = cfg_.token.reveal();
   req.agent_id = cfg_.id;
   req.version = kVersion;
   req.capabilities = {"http"};
   req.carrier = session->carrier();
+  req.handover = handover;
   session->send_control(FrameType::AuthRequest, 0, proto::encode(req));
 
   // Wait for AUTH_RESPONSE, bounded by the connect timeout.
-  net::steady_timer deadline(ex_, cfg_.connect_timeout);
-  deadline.async_wait([session](error_code e) {
-    if (!e) session->close(proto::ErrorCode::AuthFailed, "no AUTH_RESPONSE in time");
-  });
-  while (!auth_ && !session_closed_) co_await event_.wait();
-  deadline.cancel();
-  if (!auth_) {
-    co_return "session with the gateway at " + where +
-        " ended during authentication: " + closed_reason_;
+  {
+    Deadline deadline(ex_, cfg_.connect_timeout, [session] {
+      session->close(proto::ErrorCode::AuthFailed, "no AUTH_RESPONSE in time");
+    });
+    while (!link->auth && !link->closed) co_await event_.wait();
   }
-  if (!auth_->ok) {
-    logger()->error("authentication refused by the gateway at {}: {}", where, auth_->error);
-    if (on_auth_failed_) on_auth_failed_(auth_->error);
+  if (!link->auth) {
+    *why = "session with the gateway at " + where +
+           " ended during authentication: " + link->closed_reason;
+    co_return nullptr;
+  }
+  if (!link->auth->ok) {
+    logger()->error("authentication refused by the gateway at {}: {}", where, link->auth->error);
+    auth_refused_ = true;
+    if (on_auth_failed_) on_auth_failed_(link->auth->error);
     session->close(proto::ErrorCode::None, "auth refused");
-    while (!session_closed_) co_await event_.wait();
-    co_return "authentication failed";
+    while (!link->closed) co_await event_.wait();
+    *why = "authentication failed";
+    co_return nullptr;
   }
   const auto hb =
-      std::chrono::milliseconds(std::max<std::uint32_t>(auth_->heartbeat_interval_ms, 100));
-  session->set_max_payload(auth_->max_payload);
-  session->set_window(auth_->window);
+      std::chrono::milliseconds(std::max<std::uint32_t>(link->auth->heartbeat_interval_ms, 100));
+  session->set_max_payload(link->auth->max_payload);
+  session->set_window(link->auth->window);
   session->set_heartbeat(hb, hb * 3);
-  set_state(State::Connected);
-  logger()->info("connected to {} over {} (session {})", where, session->carrier(),
-                 auth_->session_id);
+  if (!handover) {
+    logger()->info("connected to {} over {} (session {})", where, session->carrier(),
+                   link->auth->session_id);
+  }
+  co_return link;
+}
 
+void Agent::send_registrations(const std::shared_ptr<Link>& link) {
   for (const auto& t : cfg_.tunnels) {
     proto::TunnelSpec spec;
     spec.name = t.name;
@@ -249,14 +324,106 @@ awaitable<std::string> Agent::run_session(const std::string& where) {
     spec.local_target = t.host + ":" + t.port;
     spec.token = t.token.reveal();
     spec.remote_port = t.remote_port;
-    session->send_control(FrameType::RegisterTunnel, 0, proto::encode(spec));
+    link->session->send_control(FrameType::RegisterTunnel, 0, proto::encode(spec));
   }
+}
 
-  while (!session_closed_) co_await event_.wait();
-  co_return "disconnected from the gateway: " + closed_reason_;
+awaitable<bool> Agent::wait_registered(const std::shared_ptr<Link>& link) {
+  auto self = shared_from_this();
+  auto expired = std::make_shared<bool>(false);
+  Deadline deadline(ex_, cfg_.connect_timeout, [expired, self] {
+    *expired = true;
+    self->event_.notify();
+  });
+  while (link->replies < cfg_.tunnels.size() && !link->closed && !*expired && !stopping_) {
+    co_await event_.wait();
+  }
+  co_return link->replies >= cfg_.tunnels.size() && !link->closed;
+}
+
+awaitable<void> Agent::climb(std::uint64_t generation) {
+  auto self = shared_from_this();
+  for (;;) {
+    climb_timer_.expires_after(cfg_.climb_interval);
+    co_await climb_timer_.async_wait(use_nothrow);
+    auto cur = current_;
+    if (stopping_ || generation != generation_ || !cur || cur->closed || cur->rung == 0) {
+      co_return;
+    }
+    for (std::size_t r = 0; r < cur->rung; ++r) {
+      std::string why;
+      auto link = co_await establish(r, true, &why);
+      const bool moot = stopping_ || generation != generation_ || current_ != cur || cur->closed;
+      if (!link) {
+        if (moot) co_return;
+        logger()->debug("{} is still unavailable: {}", ladder_[r].scheme, why);
+        continue;
+      }
+      if (moot) {
+        link->session->close(proto::ErrorCode::None, "no longer needed");
+        co_return;
+      }
+      send_registrations(link);
+      const bool ok = co_await wait_registered(link);
+      if (stopping_ || generation != generation_ || current_ != cur || cur->closed) {
+        link->session->close(proto::ErrorCode::None, "no longer needed");
+        co_return;
+      }
+      if (!ok) {
+        // Some tunnels may have moved already: put them all back on the current session.
+        logger()->warn(
+            "moving up to {} failed: the gateway did not confirm every tunnel in "
+            "time; staying on {}",
+            link->name, cur->name);
+        link->session->close(proto::ErrorCode::None, "carrier switch abandoned");
+        send_registrations(cur);
+        break;
+      }
+      current_ = link;
+      logger()->info("moved up from {} to {} (session {}); the {} session drains", cur->name,
+                     link->name, link->auth->session_id, cur->name);
+      net::co_spawn(ex_, drain(cur), DetachedTask{"agent drain"});
+      event_.notify();
+      break;
+    }
+  }
+}
+
+awaitable<void> Agent::drain(std::shared_ptr<Link> old) {
+  auto self = shared_from_this();
+  old->session->go_away(proto::ErrorCode::None, "moving to another carrier");
+  const auto until = std::chrono::steady_clock::now() + cfg_.drain_timeout;
+  net::steady_timer t(ex_);
+  while (!old->closed && !stopping_ && old->session->stream_count() > 0 &&
+         std::chrono::steady_clock::now() < until) {
+    t.expires_after(std::chrono::milliseconds(50));
+    co_await t.async_wait(use_nothrow);
+  }
+  if (old->closed) co_return;
+  const auto left = old->session->stream_count();
+  if (left > 0) {
+    logger()->info("closing the {} session with {} stream(s) still open (drain timeout)", old->name,
+                   left);
+  } else {
+    logger()->debug("the {} session drained; closing it", old->name);
+  }
+  old->session->close(proto::ErrorCode::None, "moved to another carrier");
+}
+
+std::shared_ptr<Agent::Link> Agent::link_of(const tunnel::Session& s) const {
+  for (const auto& l : links_) {
+    if (l->session.get() == &s) return l;
+  }
+  return nullptr;
+}
+
+void Agent::forget(const std::shared_ptr<Link>& link) {
+  std::erase(links_, link);
 }
 
 void Agent::on_control(tunnel::Session& s, const proto::FrameHeader& h, proto::Bytes payload) {
+  auto link = link_of(s);
+  if (!link) return;
   std::string err;
   switch (h.type) {
     case FrameType::AuthResponse: {
@@ -266,9 +433,9 @@ void Agent::on_control(tunnel::Session& s, const proto::FrameHeader& h, proto::B
         proto::AuthResponse r;
         r.ok = false;
         r.error = "malformed AUTH_RESPONSE: " + err;
-        auth_ = r;
+        link->auth = r;
       } else {
-        auth_ = std::move(*resp);
+        link->auth = std::move(*resp);
       }
       event_.notify();
       return;
@@ -279,19 +446,27 @@ void Agent::on_control(tunnel::Session& s, const proto::FrameHeader& h, proto::B
         logger()->error("malformed REGISTER_TUNNEL reply: {}", err);
         return;
       }
+      ++link->replies;
       if (res->ok) {
-        ++registered_;
+        ++link->registered;
         std::string urls;
         for (const auto& u : res->urls) urls += (urls.empty() ? "" : " ") + u;
-        logger()->info("tunnel '{}' is live: {}", res->name, urls);
+        if (link->handover) {
+          logger()->debug("tunnel '{}' moved to the {} session", res->name, link->name);
+        } else {
+          logger()->info("tunnel '{}' is live: {}", res->name, urls);
+        }
       } else {
         logger()->error("tunnel '{}' refused by the gateway: {}", res->name, res->error);
       }
-      if (on_registered_) on_registered_(*res);
+      if (on_registered_ && (!link->handover || !res->ok)) on_registered_(*res);
+      event_.notify();
       return;
     }
     case FrameType::GoAway:
-      logger()->info("the gateway is going away; will reconnect when it closes");
+      if (link == current_) {
+        logger()->info("the gateway is going away; will reconnect when it closes");
+      }
       return;
     default:
       s.close(proto::ErrorCode::ProtocolError,
@@ -336,9 +511,12 @@ awaitable<void> Agent::serve_stream(std::shared_ptr<tunnel::Stream> stream,
   co_await tunnel::pump(std::move(stream), std::move(sock));
 }
 
-void Agent::on_closed(tunnel::Session&, const std::string& reason) {
-  session_closed_ = true;
-  closed_reason_ = reason;
+void Agent::on_closed(tunnel::Session& s, const std::string& reason) {
+  auto link = link_of(s);
+  if (!link) return;
+  link->closed = true;
+  link->closed_reason = reason;
+  forget(link);
   event_.notify();
 }
 

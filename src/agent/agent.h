@@ -1,9 +1,19 @@
 #pragma once
-// The agent: dials the gateway (TCP or TLS), authenticates, registers its tunnels, heartbeats,
-// and pipes every stream the gateway opens to the tunnel's local target. After any failure it
-// reconnects with capped exponential backoff and jitter. It never parses HTTP.
+// The agent: dials the gateway over one carrier (TCP, TLS, WebSocket or HTTP long-poll),
+// authenticates, registers its tunnels, heartbeats, and pipes every stream the gateway opens to
+// the tunnel's local target. After any failure it reconnects with capped exponential backoff
+// and jitter. It never parses HTTP.
+//
+// With transport "auto" the carriers form a ladder, best first: TLS, WebSocket over TLS, HTTP
+// long-poll over TLS, all on the gateway's one address. A connection attempt walks down the
+// ladder until a carrier works (starting with the one that worked last). While on a lower
+// carrier, the agent tries the higher ones every `reconnect.climb`; when one works it moves up
+// make-before-break: the new session authenticates with `handover`, registers every tunnel
+// (the gateway moves each tunnel as its registration arrives), and only then is the old
+// session sent GOAWAY and closed once its streams end. A tunnel never stops routing.
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "config/config.h"
 #include "core/asio.h"
@@ -19,7 +29,8 @@ class Agent : public tunnel::SessionHandler, public std::enable_shared_from_this
  public:
   Agent(net::any_io_executor ex, config::AgentConfig cfg);
 
-  // Called for each REGISTER_TUNNEL reply (e.g. to print public URLs).
+  // Called for each REGISTER_TUNNEL reply (e.g. to print public URLs); not for the
+  // re-registrations of a carrier switch, whose URLs are the same.
   void on_registered(std::function<void(const proto::RegisterResult&)> cb) {
     on_registered_ = std::move(cb);
   }
@@ -32,6 +43,8 @@ class Agent : public tunnel::SessionHandler, public std::enable_shared_from_this
   // Sends GOAWAY, waits briefly for open streams, closes. `done` runs when stopped.
   void stop(std::function<void()> done);
   State state() const { return state_; }
+  // The carrier of the current session ("tls", "wss", "poll", ...); empty when there is none.
+  std::string carrier() const;
 
   // tunnel::SessionHandler
   void on_control(tunnel::Session& s, const proto::FrameHeader& h, proto::Bytes payload) override;
@@ -40,28 +53,57 @@ class Agent : public tunnel::SessionHandler, public std::enable_shared_from_this
   void on_closed(tunnel::Session& s, const std::string& reason) override;
 
  private:
+  // One way to reach the gateway: a scheme of config (tcp, tls, ws, wss, http, https) and its
+  // path (WebSocket path, long-poll prefix), on cfg_'s host and port.
+  struct Rung {
+    std::string scheme, path;
+  };
+  // One session with the gateway and what the agent learnt of it.
+  struct Link {
+    std::shared_ptr<tunnel::Session> session;
+    std::size_t rung = 0;
+    std::string name;  // the rung's scheme, for logs ("tls", "wss", "https")
+    std::optional<proto::AuthResponse> auth;
+    bool closed = false;
+    std::string closed_reason;
+    bool handover = false;       // opened to replace a live session (climbing)
+    std::size_t replies = 0;     // REGISTER_TUNNEL replies received
+    std::size_t registered = 0;  // ... of which accepted
+  };
+
   awaitable<void> run();
-  awaitable<std::string> connect_once();                         // returns why the session ended
-  awaitable<std::string> run_session(const std::string& where);  // auth, register, serve
+  // Dials rung `r` and authenticates; nullptr with *why on failure.
+  awaitable<std::shared_ptr<Link>> establish(std::size_t r, bool handover, std::string* why);
+  awaitable<std::optional<transport::Stream>> dial(const Rung& rung, std::string* why);
+  void send_registrations(const std::shared_ptr<Link>& link);
+  // Waits until every tunnel of `link` got its reply; false when the link closed or the connect
+  // timeout passed first.
+  awaitable<bool> wait_registered(const std::shared_ptr<Link>& link);
+  // While the current link is below the top of the ladder: periodically try to move up.
+  awaitable<void> climb(std::uint64_t generation);
+  // GOAWAY on `old`, then close it once its streams ended (or after the drain timeout).
+  awaitable<void> drain(std::shared_ptr<Link> old);
   awaitable<void> serve_stream(std::shared_ptr<tunnel::Stream> stream, proto::OpenStream open);
+  std::shared_ptr<Link> link_of(const tunnel::Session& s) const;
+  void forget(const std::shared_ptr<Link>& link);
   void set_state(State s);
 
   net::any_io_executor ex_;
   config::AgentConfig cfg_;
+  std::vector<Rung> ladder_;
   std::shared_ptr<transport::ssl::context> tls_;
   std::optional<transport::HttpProxy> proxy_;
-  std::shared_ptr<tunnel::Session> session_;
+  std::shared_ptr<Link> current_;             // the session tunnels are registered on
+  std::vector<std::shared_ptr<Link>> links_;  // every open session (current, new, draining)
+  std::uint64_t generation_ = 0;              // bumped per (re)connection of run()
   Event event_;
   State state_ = State::Disconnected;
-  std::optional<proto::AuthResponse> auth_;
-  std::string closed_reason_;
-  bool session_closed_ = false;
   bool stopping_ = false;
   bool auth_refused_ = false;
-  std::size_t registered_ = 0;
   std::function<void(const proto::RegisterResult&)> on_registered_;
   std::function<void(const std::string&)> on_auth_failed_;
   net::steady_timer sleep_timer_;
+  net::steady_timer climb_timer_;
 };
 
 }  // namespace proxer::agent

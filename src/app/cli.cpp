@@ -223,7 +223,8 @@ int run_gateway(config::GatewayConfig cfg) {
 // ---- agent ------------------------------------------------------------------------------------
 
 struct AgentFlags {
-  std::string config, gateway, token, id, ca, server_name, log_level, name, proxy_protocol, proxy;
+  std::string config, gateway, token, id, ca, server_name, log_level, name, proxy_protocol, proxy,
+      transport;
   std::uint16_t remote_port = 0;
   std::vector<std::string> tunnels;
   bool insecure = false;
@@ -237,7 +238,12 @@ struct AgentFlags {
 void add_agent_flags(CLI::App* cmd, AgentFlags& f, bool with_tunnels) {
   f.cmd = cmd;
   cmd->add_option("--config", f.config, "TOML configuration file (flags override it)");
-  cmd->add_option("--gateway", f.gateway, "gateway address: tcp://HOST:PORT or tls://HOST:PORT");
+  cmd->add_option("--gateway", f.gateway,
+                  "gateway: HOST[:PORT] (carrier chosen by --transport, port 443), or a URL "
+                  "naming it: tcp:// tls:// ws:// wss:// http:// https:// (long-poll)");
+  cmd->add_option("--transport", f.transport,
+                  "auto|tcp|tls|ws|wss|http|https [auto unless --gateway names a scheme]: auto "
+                  "tries TLS, then WebSocket, then long-poll, and climbs back up");
   cmd->add_option("--token", f.token, "agent token (or PROXER_AGENT_TOKEN)");
   cmd->add_option("--id", f.id, "agent id [hostname-based]");
   cmd->add_option("--ca", f.ca, "CA bundle to verify the gateway's certificate");
@@ -266,6 +272,7 @@ std::optional<config::AgentConfig> build_agent_config(const AgentFlags& f,
     cfg = std::move(*loaded.value);
   }
   if (f.given("--gateway")) cfg.gateway = f.gateway;
+  if (f.given("--transport")) cfg.transport = f.transport;
   if (f.given("--token")) cfg.token = Secret(f.token);
   if (cfg.token.empty() && env_token()) cfg.token = Secret(env_token());
   if (f.given("--id")) cfg.id = f.id;
@@ -288,8 +295,7 @@ std::optional<config::AgentConfig> build_agent_config(const AgentFlags& f,
     }
   }
   for (auto& t : extra) cfg.tunnels.push_back(std::move(t));
-  if (cfg.gateway.empty())
-    errors.push_back("--gateway is required (e.g. tcp://gw.example.com:8443)");
+  if (cfg.gateway.empty()) errors.push_back("--gateway is required (e.g. gw.example.com:443)");
   if (cfg.tunnels.empty()) errors.push_back("at least one --tunnel is required");
   if (!errors.empty()) return std::nullopt;
   auto more = config::validate(cfg);

@@ -68,8 +68,16 @@ struct TunnelConfig {
 };
 
 struct AgentConfig {
-  std::string gateway;  // (gateway) "tcp://host:port" | "tls://host:port"
-  // Parsed by validate(). gateway_path: the WebSocket path of ws:// and wss:// ("/ws" if none).
+  // (gateway) "host[:port]" (carrier chosen by `transport`, auto by default; port 443), or a
+  // URL naming the carrier: tcp:// tls:// ws:// wss:// http:// https:// (long-poll).
+  std::string gateway;
+  // (transport) "auto" | "tcp" | "tls" | "ws" | "wss" | "http" | "https"; empty = the scheme of
+  // `gateway`, or "auto" when it names none. auto tries tls, then wss, then https (long-poll) on
+  // the same address and climbs back up while on a lower one.
+  std::string transport;
+  // Parsed by validate(). gateway_scheme is one of the transport values (never empty when
+  // valid); gateway_path: the WebSocket path of ws:// and wss:// ("/ws" if none), the long-poll
+  // prefix of http:// and https://.
   std::string gateway_scheme, gateway_host, gateway_port, gateway_path;
   Secret token;    // (token)
   std::string id;  // (id) agent id; empty = the CLI derives "<hostname>-<hash of tunnel names>"
@@ -86,6 +94,8 @@ struct AgentConfig {
   Duration local_connect_timeout{5'000};  // ([timeouts] local_connect) dial a local target
   Duration reconnect_min{500};            // ([reconnect] min)
   Duration reconnect_max{30'000};         // ([reconnect] max)
+  Duration climb_interval{60'000};        // ([reconnect] climb) auto: retry higher carriers
+  Duration drain_timeout{30'000};         // ([timeouts] drain) a session being left: streams end
   std::string log_level = "info";         // ([log] level)
   bool log_json = false;                  // ([log] format)
 };

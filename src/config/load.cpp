@@ -430,7 +430,8 @@ void read_gateway(Reader& r, GatewayConfig& c) {
 }
 
 void read_agent(Reader& r, AgentConfig& c) {
-  r.string("gateway", c.gateway, "tls://gateway.example.com:8443");
+  r.string("gateway", c.gateway, "gateway.example.com:443");
+  r.string("transport", c.transport, "auto");
   r.secret("token", c.token);
   r.string("id", c.id);
   r.string("ca", c.ca_file);
@@ -451,12 +452,14 @@ void read_agent(Reader& r, AgentConfig& c) {
     auto t = r.section("timeouts");
     t.duration("connect", c.connect_timeout);
     t.duration("local_connect", c.local_connect_timeout);
+    t.duration("drain", c.drain_timeout);
     t.finish();
   }
   {
     auto re = r.section("reconnect");
     re.duration("min", c.reconnect_min);
     re.duration("max", c.reconnect_max);
+    re.duration("climb", c.climb_interval);
     re.finish();
   }
   {

@@ -247,40 +247,66 @@ std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
   cfg.gateway_port.clear();
   cfg.gateway_path.clear();
   std::string scheme;  // known even when the rest of the address is bad, for the TLS checks
+  static constexpr std::string_view kTransports[] = {"auto", "tcp",  "tls",  "ws",
+                                                     "wss",  "http", "https"};
+  const bool transport_ok = cfg.transport.empty() ||
+                            std::ranges::find(kTransports, cfg.transport) != std::end(kTransports);
+  if (!transport_ok) {
+    c.add("transport",
+          "expected auto, tcp, tls, ws, wss, http or https, got " + quote(cfg.transport));
+  }
   if (cfg.gateway.empty()) {
-    if (required) c.add("gateway", "required, e.g. \"tls://gateway.example.com:8443\"");
-  } else if (const auto sep = cfg.gateway.find("://"); sep == std::string::npos) {
-    c.add("gateway",
-          "expected \"tcp://host:port\" or \"tls://host:port\" (the scheme is "
-          "required), got " +
-              quote(cfg.gateway));
+    if (required) c.add("gateway", "required, e.g. \"gateway.example.com:443\"");
   } else {
-    scheme = cfg.gateway.substr(0, sep);
-    auto rest = cfg.gateway.substr(sep + 3);
+    std::string rest;
+    bool named = false;  // the gateway names its scheme
+    if (const auto sep = cfg.gateway.find("://"); sep == std::string::npos) {
+      scheme = cfg.transport.empty() || !transport_ok ? "auto" : cfg.transport;
+      rest = cfg.gateway;
+    } else {
+      named = true;
+      scheme = cfg.gateway.substr(0, sep);
+      rest = cfg.gateway.substr(sep + 3);
+    }
+    if (named && !cfg.transport.empty() && transport_ok && cfg.transport != scheme) {
+      c.add("transport",
+            cfg.transport == "auto"
+                ? "auto picks the carrier itself: give the gateway as host[:port], without a "
+                  "scheme (got " +
+                      quote(cfg.gateway) + ")"
+                : "contradicts the scheme of gateway " + quote(cfg.gateway));
+    }
     const bool ws = scheme == "ws" || scheme == "wss";
     const bool poll = scheme == "http" || scheme == "https";
+    const bool automatic = scheme == "auto" && !named;
     std::string path;
-    if (ws || poll) {
+    if (ws || poll || automatic) {
       // ws://host[:port][/path]: the port defaults to 80/443, the path to /ws.
       // http://host[:port][/prefix]: long-poll endpoints at {prefix}/api/agent/...
+      // auto: host[:port], port 443.
       const auto slash = rest.find('/');
       path = slash == std::string::npos ? (ws ? "/ws" : "") : rest.substr(slash);
       if (poll && !path.empty() && path.back() == '/') path.pop_back();
-      rest = rest.substr(0, slash);
+      if (!automatic) rest = rest.substr(0, slash);
       std::string h, p;
       const bool plain = scheme == "ws" || scheme == "http";
-      if (!rest.empty() && !split_host_port(rest, h, p)) rest += plain ? ":80" : ":443";
+      if (!rest.empty() && rest.find('/') == std::string::npos && !split_host_port(rest, h, p)) {
+        rest += plain ? ":80" : ":443";
+      }
     }
-    if (scheme != "tcp" && scheme != "tls" && !ws && !poll) {
+    if (scheme != "tcp" && scheme != "tls" && !ws && !poll && !automatic) {
       c.add("gateway", "unknown scheme " + quote(scheme) +
-                           " (use tcp://, tls://, ws://, wss://, http:// or https://)");
+                           " (use tcp://, tls://, ws://, wss://, http:// or https://, or "
+                           "host:port alone for the automatic choice)");
       scheme.clear();
     } else if ((ws || poll) && path.find_first_of("?# \t") != std::string::npos) {
       c.add("gateway",
             "the path must not contain a query, fragment or spaces, got " + quote(cfg.gateway));
     } else if (rest.find_first_of("/?#@") != std::string::npos) {
-      c.add("gateway",
-            "expected \"" + scheme + "://host:port\" without a path, got " + quote(cfg.gateway));
+      c.add("gateway", automatic ? "expected \"host[:port]\" (or a URL naming the carrier), got " +
+                                       quote(cfg.gateway)
+                                 : "expected \"" + scheme + "://host:port\" without a path, got " +
+                                       quote(cfg.gateway));
     } else if (auto addr = c.address("gateway", rest, false)) {
       cfg.gateway_scheme = scheme;
       cfg.gateway_path = path;
@@ -406,6 +432,8 @@ std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
   c.duration("timeouts.local_connect", cfg.local_connect_timeout);
   c.duration("reconnect.min", cfg.reconnect_min);
   c.duration("reconnect.max", cfg.reconnect_max);
+  c.duration("reconnect.climb", cfg.climb_interval);
+  c.duration("timeouts.drain", cfg.drain_timeout);
   if (cfg.reconnect_min > cfg.reconnect_max) {
     c.add("reconnect.min",
           "must be at most reconnect.max (" + format_duration(cfg.reconnect_min) + " > " +

@@ -122,12 +122,19 @@ void AgentConn::on_auth(proto::Bytes payload) {
   auth_timer_.cancel();
   agent_id_ = req->agent_id;
   if (session_id_.empty()) session_id_ = random_id();
-  // The same agent reconnecting replaces its stale session (the old one may not know yet).
   if (auto old = ctx_.registry.agent(agent_id_); old && old.get() != this) {
-    logger()->info("agent '{}' reconnected from {}: replacing its previous session", agent_id_,
-                   session_->remote_address());
-    for (const auto& name : old->tunnels()) ctx_.registry.remove(name, old->session().get());
-    old->session()->close(proto::ErrorCode::Replaced, "replaced by a newer session");
+    if (req->handover) {
+      // A carrier switch (make-before-break): the old session keeps its tunnels until this
+      // one registers them, then the agent drains and closes it.
+      logger()->info("agent '{}' is moving from {} to {} (session {} drains)", agent_id_,
+                     old->session()->carrier(), session_->carrier(), old->session_id());
+    } else {
+      // The same agent reconnecting replaces its stale session (the old one may not know yet).
+      logger()->info("agent '{}' reconnected from {}: replacing its previous session", agent_id_,
+                     session_->remote_address());
+      for (const auto& name : old->tunnels()) ctx_.registry.remove(name, old->session().get());
+      old->session()->close(proto::ErrorCode::Replaced, "replaced by a newer session");
+    }
   }
   ctx_.registry.set_agent(agent_id_, shared_from_this());
   ++ctx_.stats.agent_sessions_total;

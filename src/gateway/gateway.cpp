@@ -5,6 +5,7 @@
 #include "core/deadline.h"
 #include "core/log.h"
 #include "gateway/agent_conn.h"
+#include "gateway/agent_http.h"
 #include "gateway/poll_carrier.h"
 #include "gateway/tcp_tunnels.h"
 
@@ -124,8 +125,8 @@ awaitable<void> Gateway::agent_handshake(tcp::socket sock) {
     }
     next.emplace<transport::TlsStream>(std::move(tls));
   }
-  // The first four bytes tell the carrier: "GET " opens a WebSocket upgrade, anything else is
-  // the protocol preface (checked by the session).
+  // The first four bytes tell the carrier: the start of the protocol preface ("PRXR", checked
+  // whole by the session) or else HTTP: a WebSocket upgrade or the long-poll endpoints.
   std::string first(4, '\0');
   {
     tcp::socket* lowest = std::visit(
@@ -143,15 +144,11 @@ awaitable<void> Gateway::agent_handshake(tcp::socket sock) {
       co_return;
     }
   }
-  if (first == "GET ") {
-    const auto id = AgentConn::new_id();
-    auto [wec, ws] = co_await transport::ws_server_accept(std::move(next), first, id, deadline);
-    if (wec) {
-      logger()->info("WebSocket handshake with {} failed: {}", remote.address().to_string(),
-                     wec.message());
-      co_return;
-    }
-    AgentConn::start_session(*ctx_, std::move(*ws), id);
+  if (first != proto::kPreface.substr(0, 4)) {
+    // Not the preface: HTTP (a WebSocket upgrade or the long-poll endpoints).
+    co_await serve_agent_http(*ctx_, std::move(next), std::move(first),
+                              remote.address().to_string() + ":" + std::to_string(remote.port()),
+                              deadline);
     co_return;
   }
   std::optional<transport::Stream> io;

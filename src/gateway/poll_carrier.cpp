@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/http/status.hpp>
 #include <boost/json.hpp>
 
 #include "core/deadline.h"
@@ -158,6 +159,52 @@ awaitable<PollReply> poll_respond(Context& ctx, std::string_view session_id, std
 PollReply poll_heartbeat(Context& ctx, std::string_view session_id) {
   if (!find(ctx, session_id)) return error(404, "no such session (expired?): register again");
   return {204, "application/json", {}};
+}
+
+awaitable<PollReply> poll_dispatch(Context& ctx, bool post, std::string_view target,
+                                   std::string body, const std::string& client_addr) {
+  const auto q = target.find('?');
+  const auto path = target.substr(0, q);
+  const auto query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  auto param = [&](std::string_view key) -> std::string {
+    std::size_t start = 0;
+    while (start <= query.size()) {
+      auto end = query.find('&', start);
+      if (end == std::string_view::npos) end = query.size();
+      const auto item = query.substr(start, end - start);
+      if (item.starts_with(key) && item.size() > key.size() && item[key.size()] == '=') {
+        return std::string(item.substr(key.size() + 1));
+      }
+      start = end + 1;
+    }
+    return {};
+  };
+  if (path == "/api/agent/register" && post) co_return poll_register(ctx, body, client_addr);
+  if (path == "/api/agent/pull" && !post) {
+    std::uint64_t ms = 25'000;
+    if (auto w = param("wait"); !w.empty()) {
+      ms = 0;
+      for (char c : w) {
+        ms = c >= '0' && c <= '9' ? std::min<std::uint64_t>(ms * 10 + (c - '0'), 1u << 30) : ms;
+      }
+    }
+    co_return co_await poll_pull(ctx, param("session_id"), std::chrono::milliseconds(ms));
+  }
+  if (path == "/api/agent/respond" && post) {
+    co_return co_await poll_respond(ctx, param("session_id"), std::move(body));
+  }
+  if (path == "/api/agent/heartbeat" && post) co_return poll_heartbeat(ctx, param("session_id"));
+  co_return error(404, "unknown long-poll endpoint or method");
+}
+
+std::string poll_reply_head(const PollReply& reply, bool keep_alive) {
+  namespace bhttp = boost::beast::http;
+  return "HTTP/1.1 " + std::to_string(reply.status) + " " +
+         std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(reply.status))) +
+         "\r\nContent-Type: " + reply.content_type +
+         "\r\nCache-Control: no-store\r\nContent-Length: " +
+         std::to_string(reply.status == 204 ? 0 : reply.body.size()) + "\r\n" +
+         (keep_alive ? "" : "Connection: close\r\n") + "\r\n";
 }
 
 void expire_poll_sessions(Context& ctx, std::chrono::milliseconds ttl) {

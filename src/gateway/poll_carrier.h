@@ -46,6 +46,13 @@ awaitable<PollReply> poll_pull(Context& ctx, std::string_view session_id,
 // POST /api/agent/respond: feeds the agent's bytes to the protocol session.
 awaitable<PollReply> poll_respond(Context& ctx, std::string_view session_id, std::string body);
 PollReply poll_heartbeat(Context& ctx, std::string_view session_id);
+// One long-poll request, on whichever listener it came: `target` is the request target (path
+// under /api/agent/ and query), `body` the whole request body. Unknown endpoints get 404.
+awaitable<PollReply> poll_dispatch(Context& ctx, bool post, std::string_view target,
+                                   std::string body, const std::string& client_addr);
+// The status line and headers of `reply`: Content-Length always (buffering proxies), no-store,
+// and "Connection: close" unless `keep_alive`.
+std::string poll_reply_head(const PollReply& reply, bool keep_alive);
 // Closes sessions idle past `ttl` (called by the gateway's housekeeping).
 void expire_poll_sessions(Context& ctx, std::chrono::milliseconds ttl);
 

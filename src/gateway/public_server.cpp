@@ -790,23 +790,6 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
 
 awaitable<Outcome> ClientConn::handle_poll(bhttp::request_parser<bhttp::buffer_body>& p) {
   auto& req = p.get();
-  auto target = std::string_view(req.target());
-  const auto q = target.find('?');
-  const auto path = target.substr(0, q);
-  const auto query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-  auto param = [&](std::string_view key) -> std::string {
-    std::size_t start = 0;
-    while (start <= query.size()) {
-      auto end = query.find('&', start);
-      if (end == std::string_view::npos) end = query.size();
-      const auto item = query.substr(start, end - start);
-      if (item.starts_with(key) && item.size() > key.size() && item[key.size()] == '=') {
-        return std::string(item.substr(key.size() + 1));
-      }
-      start = end + 1;
-    }
-    return {};
-  };
   const bool post = req.method() == bhttp::verb::post;
   bool keep_alive = req.keep_alive() && !ctx_.draining;
 
@@ -836,30 +819,9 @@ awaitable<Outcome> ClientConn::handle_poll(bhttp::request_parser<bhttp::buffer_b
     buf_.consume(take);
   }
 
-  PollReply reply;
-  if (path == "/api/agent/register" && post) {
-    reply = poll_register(ctx_, body, client_addr_);
-  } else if (path == "/api/agent/pull" && !post) {
-    std::uint64_t ms = 25'000;
-    if (auto w = param("wait"); !w.empty()) {
-      ms = 0;
-      for (char c : w)
-        ms = c >= '0' && c <= '9' ? std::min<std::uint64_t>(ms * 10 + (c - '0'), 1u << 30) : ms;
-    }
-    reply = co_await poll_pull(ctx_, param("session_id"), std::chrono::milliseconds(ms));
-  } else if (path == "/api/agent/respond" && post) {
-    reply = co_await poll_respond(ctx_, param("session_id"), std::move(body));
-  } else if (path == "/api/agent/heartbeat" && post) {
-    reply = poll_heartbeat(ctx_, param("session_id"));
-  } else {
-    reply = {404, "application/json", R"({"error":"unknown long-poll endpoint or method"})"};
-  }
-  std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " " +
-                     std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(reply.status))) +
-                     "\r\nContent-Type: " + reply.content_type +
-                     "\r\nCache-Control: no-store\r\nContent-Length: " +
-                     std::to_string(reply.status == 204 ? 0 : reply.body.size()) + "\r\n" +
-                     (keep_alive ? "" : "Connection: close\r\n") + "\r\n";
+  const auto reply = co_await poll_dispatch(ctx_, post, std::string_view(req.target()),
+                                            std::move(body), client_addr_);
+  const auto head = poll_reply_head(reply, keep_alive);
   std::array<net::const_buffer, 2> bufs{
       net::buffer(head),
       net::buffer(reply.status == 204 ? std::string_view() : std::string_view(reply.body))};

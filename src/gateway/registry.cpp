@@ -15,7 +15,9 @@ bool Registry::can_add(const Tunnel& t, std::string* error) const {
   if (it == tunnels_.end()) return true;
   const auto& old = it->second;
   const bool live = old->session && !old->session->closed();
-  if (live && old->session != t.session) {
+  // The same agent may move a tunnel to its new session (a carrier switch); anyone else waits
+  // until the holder's session ends.
+  if (live && old->session != t.session && old->agent_id != t.agent_id) {
     *error = "tunnel name '" + t.name + "' is already served by agent '" + old->agent_id + "'";
     return false;
   }
@@ -25,7 +27,12 @@ bool Registry::can_add(const Tunnel& t, std::string* error) const {
 bool Registry::add(std::shared_ptr<Tunnel> t, std::string* error) {
   if (!can_add(*t, error)) return false;
   auto& slot = tunnels_[t->name];
-  if (slot && slot != t && slot->tcp) slot->tcp->stop();
+  if (slot && slot != t) {
+    // The previous holder's pooled streams lead to a session that no longer serves the name.
+    for (auto& s : slot->idle) s.stream->reset(proto::ErrorCode::Cancelled);
+    slot->idle.clear();
+    if (slot->tcp) slot->tcp->stop();
+  }
   slot = std::move(t);
   return true;
 }

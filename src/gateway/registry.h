@@ -48,7 +48,7 @@ struct Tunnel {
 class Registry {
  public:
   std::shared_ptr<Tunnel> find(std::string_view name) const;
-  // Fails (returns false) when `name` is held by a different live agent.
+  // Fails (returns false) when `name` is held by a live session of a different agent id.
   bool add(std::shared_ptr<Tunnel> t, std::string* error);
   // Whether add() would accept `t` (same rule, no change).
   bool can_add(const Tunnel& t, std::string* error) const;

@@ -10,10 +10,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string serialize(const json::object& o) {
-  return json::serialize(o);
-}
-
 std::optional<json::object> parse_object(Bytes in, std::string* error) {
   json::error_code ec;
   json::parse_options opt;
@@ -126,11 +122,13 @@ std::string quoted_if_printable(std::string_view s) {
 }  // namespace
 
 std::string encode(const AuthRequest& m) {
-  return serialize({{"token", m.token},
-                    {"agent_id", m.agent_id},
-                    {"version", m.version},
-                    {"capabilities", to_array(m.capabilities)},
-                    {"carrier", m.carrier}});
+  json::object o{{"token", m.token},
+                 {"agent_id", m.agent_id},
+                 {"version", m.version},
+                 {"capabilities", to_array(m.capabilities)},
+                 {"carrier", m.carrier}};
+  if (m.handover) o["handover"] = true;
+  return json::serialize(o);
 }
 
 std::string encode(const AuthResponse& m) {
@@ -206,6 +204,7 @@ std::optional<AuthRequest> decode_auth_request(Bytes in, std::string* error) {
       !get_string(*o, "carrier", m.carrier, false, error)) {
     return std::nullopt;
   }
+  if (o->contains("handover") && !get_bool(*o, "handover", m.handover, error)) return std::nullopt;
   if (m.agent_id.empty() || m.agent_id.size() > 128) {
     *error = "agent_id must be 1-128 characters";
     return std::nullopt;

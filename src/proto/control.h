@@ -20,6 +20,9 @@ struct AuthRequest {
   std::string version;                    // agent software version
   std::vector<std::string> capabilities;  // e.g. "tcp", "http"
   std::string carrier;                    // "tcp", "tls", "ws", "poll" (informational)
+  // The agent's previous session is alive and moving to this one (make-before-break): the
+  // gateway lets it drain instead of closing it. Omitted from the JSON when false.
+  bool handover = false;
 };
 
 struct AuthResponse {

@@ -504,7 +504,10 @@ bool Session::dispatch(const proto::FrameHeader& h, proto::Bytes payload) {
         close(ErrorCode::ProtocolError, err);
         return false;
       }
-      if (streams_.size() >= opts_.max_streams || going_away_ || closing_) {
+      // After our GOAWAY the peer opens nothing new once it has read it, so an OPEN_STREAM
+      // arriving now crossed it on the wire: it is served (as HTTP/2 serves streams up to
+      // GOAWAY's last-stream-id), which a carrier switch relies on.
+      if (streams_.size() >= opts_.max_streams || closing_) {
         send_reset(h.stream_id, ErrorCode::Shutdown);
         return true;
       }

@@ -501,7 +501,7 @@ TEST(LoadAgent, ReportsUnknownCarriers) {
   ASSERT_EQ(loaded.errors.size(), 1u) << join(loaded.errors);
   EXPECT_EQ(loaded.errors[0],
             "agent.toml:1:11: gateway: unknown scheme \"quic\" (use tcp://, tls://, ws://, wss://, "
-            "http:// or https://)");
+            "http:// or https://, or host:port alone for the automatic choice)");
 }
 
 TEST(Secrets, NeverAppearInErrorMessages) {

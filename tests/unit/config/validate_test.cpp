@@ -177,6 +177,40 @@ TEST(ValidateAgent, LongPollGatewayUrls) {
   }
 }
 
+TEST(ValidateAgent, AGatewayWithoutSchemeIsAutoOrTheTransportKey) {
+  struct Case {
+    std::string gateway, transport, scheme, host, port, path;
+  };
+  for (const auto& k : std::vector<Case>{
+           {"gw.example.com", "", "auto", "gw.example.com", "443", ""},
+           {"gw.example.com:8443", "", "auto", "gw.example.com", "8443", ""},
+           {"[::1]:8443", "auto", "auto", "::1", "8443", ""},
+           {"gw.example.com:8443", "tls", "tls", "gw.example.com", "8443", ""},
+           {"gw.example.com", "wss", "wss", "gw.example.com", "443", "/ws"},
+           {"gw.example.com", "http", "http", "gw.example.com", "80", ""},
+           {"tls://gw.example.com:8443", "tls", "tls", "gw.example.com", "8443", ""},
+       }) {
+    auto c = valid_agent();
+    c.gateway = k.gateway;
+    c.transport = k.transport;
+    const auto errors = validate(c);
+    ASSERT_TRUE(errors.empty()) << k.gateway << ": " << join(errors);
+    EXPECT_EQ(c.gateway_scheme, k.scheme) << k.gateway;
+    EXPECT_EQ(c.gateway_host, k.host) << k.gateway;
+    EXPECT_EQ(c.gateway_port, k.port) << k.gateway;
+    EXPECT_EQ(c.gateway_path, k.path) << k.gateway;
+  }
+  // auto starts with TLS: the TLS settings apply.
+  auto c = valid_agent();
+  c.gateway = "gw.example.com";
+  c.server_name = "other.example.com";
+  EXPECT_TRUE(validate(c).empty()) << join(validate(c));
+  // A scheme-less tcp transport needs the port like tcp:// does.
+  c.server_name.clear();
+  c.transport = "tcp";
+  EXPECT_TRUE(has_error(validate(c), "gateway: expected \"host:port\"")) << join(validate(c));
+}
+
 TEST(ValidateAgent, WebSocketGatewayUrls) {
   struct Case {
     std::string url, scheme, host, port, path;
@@ -212,8 +246,24 @@ TEST(ValidateAgent, EachRuleReportsItsKey) {
     std::string want;
   };
   const std::vector<Case> cases = {
-      {"no scheme", [](auto& c) { c.gateway = "gw.example.com:8443"; },
-       "gateway: expected \"tcp://host:port\" or \"tls://host:port\" (the scheme is required)"},
+      {"auto with a path", [](auto& c) { c.gateway = "gw.example.com:8443/x"; },
+       "gateway: expected \"host[:port]\" (or a URL naming the carrier)"},
+      {"transport", [](auto& c) { c.transport = "quic"; },
+       "transport: expected auto, tcp, tls, ws, wss, http or https, got \"quic\""},
+      {"transport vs scheme",
+       [](auto& c) {
+         c.gateway = "tls://h:1";
+         c.transport = "ws";
+       },
+       "transport: contradicts the scheme of gateway \"tls://h:1\""},
+      {"auto with a scheme",
+       [](auto& c) {
+         c.gateway = "tls://h:1";
+         c.transport = "auto";
+       },
+       "transport: auto picks the carrier itself"},
+      {"climb", [](auto& c) { c.climb_interval = 0ms; }, "reconnect.climb: must be greater than 0"},
+      {"drain", [](auto& c) { c.drain_timeout = 0ms; }, "timeouts.drain: must be greater than 0"},
       {"scheme", [](auto& c) { c.gateway = "udp://h:1"; }, "gateway: unknown scheme \"udp\""},
       {"port 0", [](auto& c) { c.gateway = "tcp://h:0"; }, "gateway: port must be 1-65535"},
       {"no port", [](auto& c) { c.gateway = "tls://h"; }, "gateway: expected \"host:port\""},

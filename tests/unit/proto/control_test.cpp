@@ -42,6 +42,19 @@ TEST(ControlPayload, AuthRequestNeedsOnlyTokenAndAgentId) {
   EXPECT_EQ(out->agent_id, "a");
   EXPECT_TRUE(out->capabilities.empty());
   EXPECT_TRUE(out->version.empty());
+  EXPECT_FALSE(out->handover);
+}
+
+TEST(ControlPayload, AuthRequestHandoverIsSentOnlyWhenSet) {
+  AuthRequest in{.token = "t", .agent_id = "a"};
+  EXPECT_THAT(encode(in), ::testing::Not(HasSubstr("handover")));  // the vectors stay as they were
+  in.handover = true;
+  std::string err;
+  auto out = decode_auth_request(span_of(encode(in)), &err);
+  ASSERT_TRUE(out) << err;
+  EXPECT_TRUE(out->handover);
+  EXPECT_FALSE(decode_auth_request(span_of(R"({"token":"","agent_id":"a","handover":1})"), &err));
+  EXPECT_THAT(err, HasSubstr("'handover' must be a boolean"));
 }
 
 TEST(ControlPayload, AuthResponseRoundTrips) {

@@ -305,6 +305,20 @@ TEST(Session, GoAwayStopsNewStreams) {
   EXPECT_EQ(p.gw->open_stream({"app", ""}), nullptr);
 }
 
+TEST(Session, AStreamThatCrossedTheGoAwayIsStillServed) {
+  // The gateway opens a stream before the agent's GOAWAY reaches it (a carrier switch: the
+  // OPEN_STREAM is still on its way over the old, slower carrier). The agent serves it: the
+  // opener stops only once it has seen the GOAWAY, so whatever arrives after it crossed it.
+  Pair p;
+  auto s = p.gw->open_stream({"app", ""});
+  ASSERT_NE(s, nullptr);
+  p.agent->go_away(proto::ErrorCode::None, "moving to another carrier");
+  settle(p.ioc, std::chrono::milliseconds(50));
+  ASSERT_EQ(p.agent_h->opened.size(), 1u);
+  EXPECT_TRUE(p.gw->going_away());
+  EXPECT_FALSE(s->is_reset()) << proto::to_string(s->reset_code());
+}
+
 TEST(Pump, CopiesBothWaysBetweenSocketAndStream) {
   Pair p;
   tcp::acceptor acc(p.ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
