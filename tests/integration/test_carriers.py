@@ -81,6 +81,21 @@ class WebSocketCarrierTest(harness.ProxerTestCase):
         harness.wait_tunnel(self.gw.ports.admin, "plain", procs=[self.gw, ag])
         self.assertEqual(self.connection("plain-agent")["carrier"], "tcp")
 
+    def test_the_agent_listener_answers_other_http_with_a_clear_404(self):
+        status, _, body = harness.http_request("GET", self.gw.ports.agent, "/")
+        self.assertEqual(status, 404)
+        self.assertIn(b"agent listener", body)
+        # Its long-poll endpoints are live (an unknown session is a 404 that says so).
+        status, _, body = harness.http_request(
+            "POST", self.gw.ports.agent, "/api/agent/heartbeat?session_id=nope", body=b"")
+        self.assertEqual(status, 404)
+        self.assertIn(b"register again", body)
+
+    def test_long_poll_on_the_agent_listener(self):
+        self.start("http://127.0.0.1:%d" % self.gw.ports.agent, "pollagent", "poll-agent")
+        self.check_traffic("pollagent")
+        self.assertEqual(self.connection("poll-agent")["carrier"], "poll")
+
     def test_wrong_path_is_a_clear_handshake_failure(self):
         ag = self.spawn("agent-badpath",
                         agent_args("ws://127.0.0.1:%d/nope" % self.gw.ports.listen,
