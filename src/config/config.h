@@ -23,6 +23,56 @@ namespace proxer::config {
 
 using Duration = std::chrono::milliseconds;
 
+// Header changes of a route, applied in this order: remove, set (replaces), add (appends).
+struct HeaderOps {
+  std::vector<std::string> remove;                       // (remove) names
+  std::vector<std::pair<std::string, std::string>> set;  // (set) name -> value
+  std::vector<std::pair<std::string, std::string>> add;  // (add) name -> value
+  bool empty() const { return remove.empty() && set.empty() && add.empty(); }
+};
+
+// ([[routes]]) A configured route. Routes are tried in file order before the built-in tunnel
+// routing (Host subdomain, /t/{name}/); the first whose every condition holds wins.
+struct RouteConfig {
+  std::string name;         // (name) for logs and stats; default "route-{index}"
+  std::string host;         // (host) "api.example.com", "*.example.com" or "" (any); no port
+  std::string path_prefix;  // (path_prefix) "/" when empty; must start with '/'
+  std::vector<std::string> methods;                          // (methods) [] = any
+  std::vector<std::pair<std::string, std::string>> headers;  // (headers) name -> exact value
+  std::string cluster;                                       // (cluster) required
+  bool strip_prefix = false;         // (strip_prefix) remove path_prefix before forwarding
+  std::string prefix_rewrite;        // (prefix_rewrite) replaces path_prefix (implies strip)
+  HeaderOps request_headers;         // ([routes.request_headers])
+  HeaderOps response_headers;        // ([routes.response_headers])
+  Duration timeout{0};               // (timeout) response header deadline; 0 = timeouts.request
+  std::uint64_t max_body_bytes = 0;  // (max_body_bytes) 0 = limits.max_body_bytes
+};
+
+// One upstream of a cluster: a direct URL or a tunnel.
+struct EndpointConfig {
+  std::string url;           // (url) "http://host:port", "https://host[:port]" or "tunnel:NAME"
+  std::uint32_t weight = 1;  // (weight) 1-1000
+  // Filled by parse_endpoint():
+  bool tunnel = false;
+  bool tls = false;
+  std::string host, port, tunnel_name;
+};
+
+// ([clusters.NAME]) A set of endpoints and how to choose among them.
+struct ClusterConfig {
+  std::string name;                       // the table's key
+  std::vector<EndpointConfig> endpoints;  // ([[clusters.NAME.endpoints]]) at least one
+  // (lb) round_robin | weighted | least_request | random | ip_hash | ring_hash
+  std::string lb = "round_robin";
+  // (hash_key) ip_hash/ring_hash key: "client_ip", "header:NAME" or "cookie:NAME"
+  std::string hash_key = "client_ip";
+  Duration connect_timeout{5'000};  // (connect_timeout) TCP connect + TLS handshake
+  std::size_t max_idle = 32;        // (max_idle) idle connections kept per endpoint
+  Duration idle_timeout{60'000};    // (idle_timeout) an idle pooled connection is closed after
+  std::string ca_file;              // (ca) CA bundle for https:// endpoints; "" = system store
+  bool insecure = false;            // (insecure) skip upstream TLS verification (explicit only)
+};
+
 struct GatewayConfig {
   std::string listen = "0.0.0.0:8080";          // public HTTP listener  (TOML: listen)
   std::string agent_listen = "0.0.0.0:8443";    // agent listener        (agent_listen)
@@ -55,6 +105,8 @@ struct GatewayConfig {
       tcp_bind;  // ([tcp] bind) IP address TCP tunnel ports listen on; "" = host of `listen`
   Duration tcp_idle_timeout{
       3'600'000};  // ([tcp] idle_timeout) close a TCP tunnel connection idle this long
+  std::vector<RouteConfig> routes;      // ([[routes]]) in file order
+  std::vector<ClusterConfig> clusters;  // ([clusters.NAME]) sorted by name
 };
 
 struct TunnelConfig {
@@ -136,6 +188,9 @@ std::optional<TunnelConfig> parse_tunnel_spec(std::string_view, std::string* err
 // Splits "h:p" or "[v6]:p" (host returned without brackets). Syntax only: host and port
 // non-empty, port all digits, at most one unbracketed ':'. Range checks are validate()'s job.
 bool split_host_port(std::string_view in, std::string& host, std::string& port);
+// A cluster endpoint's url ("http://h:p", "https://h[:p]", "tunnel:NAME") into the parsed fields
+// of `ep`; false with *error on a bad URL.
+bool parse_endpoint(EndpointConfig& ep, std::string* error);
 // "10000-10999" (or one port, "7000"): inclusive, 1-65535, min <= max.
 std::optional<std::pair<std::uint16_t, std::uint16_t>> parse_port_range(std::string_view,
                                                                         std::string* error);

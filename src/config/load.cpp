@@ -300,6 +300,79 @@ class Reader {
     fail(key, *node, "expected \"text\" or \"json\", got " + describe(*node, false));
   }
 
+  // An array of strings ("methods = [\"GET\", \"HEAD\"]").
+  void strings(std::string_view key, std::vector<std::string>& out) {
+    const auto* node = get(key);
+    if (!node) return;
+    const auto* array = node->as_array();
+    if (!array)
+      return fail(key, *node, "expected an array of strings, got " + describe(*node, false));
+    std::vector<std::string> values;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      const auto* s = array->get(i)->as_string();
+      if (!s) {
+        return fail(key, *node,
+                    "expected an array of strings, element " + std::to_string(i) + " is " +
+                        describe(*array->get(i), false));
+      }
+      values.push_back(s->get());
+    }
+    out = std::move(values);
+  }
+
+  // A table of string values ("set = { \"X-From\" = \"proxer\" }"), in file order.
+  void string_map(std::string_view key, std::vector<std::pair<std::string, std::string>>& out) {
+    const auto* node = get(key);
+    if (!node) return;
+    const auto* table = node->as_table();
+    if (!table) {
+      return fail(key, *node,
+                  "expected a table of strings like { \"X-Name\" = \"value\" }, got " +
+                      describe(*node, false));
+    }
+    std::vector<std::pair<std::string, std::string>> values;
+    for (const auto& [k, v] : *table) {
+      const auto* s = v.as_string();
+      if (!s) {
+        return fail(
+            key, *node,
+            "expected string values, \"" + std::string(k.str()) + "\" is " + describe(v, false));
+      }
+      values.emplace_back(std::string(k.str()), s->get());
+    }
+    std::sort(values.begin(), values.end(), [&](const auto& a, const auto& b) {
+      const auto pa = table->get(a.first)->source().begin;
+      const auto pb = table->get(b.first)->source().begin;
+      return std::pair(pa.line, pa.column) < std::pair(pb.line, pb.column);
+    });
+    out = std::move(values);
+  }
+
+  // A table of tables keyed by name ("[clusters.api]"); calls read(Reader&, name) for each, in
+  // name order.
+  template <typename Fn>
+  void named_tables(std::string_view key, Fn read) {
+    const auto* node = get(key);
+    if (!node) return;
+    const auto* table = node->as_table();
+    if (!table) {
+      return fail(key, *node,
+                  "expected tables ([" + path(key) + ".NAME]), got " + describe(*node, false));
+    }
+    for (const auto& [k, v] : *table) {
+      const std::string name(k.str());
+      const auto element_path = path(key) + "." + name;
+      ctx_.saw(element_path, v.source());
+      Reader reader(ctx_, v.as_table(), element_path, false);
+      if (!v.is_table()) {
+        ctx_.error(element_path, v.source(),
+                   "expected a table ([" + element_path + "]), got " + describe(v, false));
+        continue;
+      }
+      read(reader, name);
+    }
+  }
+
   // A sub-table ("[timeouts]"). Absent or of the wrong type, the Reader reads nothing.
   Reader section(std::string_view key) {
     const auto* node = get(key);
@@ -312,9 +385,14 @@ class Reader {
     return Reader(ctx_, table, path(key), schema_);
   }
 
-  // An array of tables ("[[tunnels]]"); calls read(Reader&, index) for each element.
+  // An array of tables ("[[tunnels]]"); calls read(Reader&, index) for each element. With
+  // `read_string`, elements may also be plain strings (a short form: read_string(value, index)).
   template <typename Fn>
   void tables(std::string_view key, Fn read) {
+    tables(key, read, nullptr);
+  }
+  template <typename Fn, typename StringFn>
+  void tables(std::string_view key, Fn read, StringFn read_string) {
     const auto* node = get(key);
     if (!node) return;
     const auto* array = node->as_array();
@@ -327,6 +405,12 @@ class Reader {
       const auto& element = *array->get(i);
       const auto element_path = path(key) + "[" + std::to_string(i) + "]";
       ctx_.saw(element_path, element.source());
+      if constexpr (!std::is_same_v<StringFn, std::nullptr_t>) {
+        if (const auto* str = element.as_string()) {
+          read_string(str->get(), i);
+          continue;
+        }
+      }
       Reader reader(ctx_, element.as_table(), element_path, false);
       if (!element.is_table()) {
         ctx_.error(element_path, element.source(),
@@ -427,6 +511,60 @@ void read_gateway(Reader& r, GatewayConfig& c) {
     l.log_format("format", c.log_json);
     l.finish();
   }
+  r.tables("routes", [&](Reader& rt, std::size_t) {
+    RouteConfig route;
+    rt.string("name", route.name);
+    rt.string("host", route.host, "api.example.com");
+    rt.string("path_prefix", route.path_prefix, "/api/");
+    rt.strings("methods", route.methods);
+    rt.string_map("headers", route.headers);
+    rt.string("cluster", route.cluster, "api");
+    rt.boolean("strip_prefix", route.strip_prefix);
+    rt.string("prefix_rewrite", route.prefix_rewrite, "/v2/");
+    rt.duration("timeout", route.timeout);
+    rt.size("max_body_bytes", route.max_body_bytes);
+    {
+      auto rq = rt.section("request_headers");
+      rq.strings("remove", route.request_headers.remove);
+      rq.string_map("set", route.request_headers.set);
+      rq.string_map("add", route.request_headers.add);
+      rq.finish();
+    }
+    {
+      auto rs = rt.section("response_headers");
+      rs.strings("remove", route.response_headers.remove);
+      rs.string_map("set", route.response_headers.set);
+      rs.string_map("add", route.response_headers.add);
+      rs.finish();
+    }
+    rt.finish();
+    c.routes.push_back(std::move(route));  // even when broken: keeps indexes equal to the file's
+  });
+  r.named_tables("clusters", [&](Reader& cl, const std::string& name) {
+    ClusterConfig cluster;
+    cluster.name = name;
+    cl.tables(
+        "endpoints",
+        [&](Reader& e, std::size_t) {
+          EndpointConfig ep;
+          e.string("url", ep.url, "http://10.0.0.5:8080");
+          e.count("weight", ep.weight);
+          e.finish();
+          cluster.endpoints.push_back(std::move(ep));
+        },
+        [&](const std::string& url, std::size_t) {
+          cluster.endpoints.push_back(EndpointConfig{.url = url});
+        });
+    cl.string("lb", cluster.lb, "round_robin");
+    cl.string("hash_key", cluster.hash_key, "client_ip");
+    cl.duration("connect_timeout", cluster.connect_timeout);
+    cl.count("max_idle", cluster.max_idle);
+    cl.duration("idle_timeout", cluster.idle_timeout);
+    cl.string("ca", cluster.ca_file);
+    cl.boolean("insecure", cluster.insecure);
+    cl.finish();
+    c.clusters.push_back(std::move(cluster));
+  });
 }
 
 void read_agent(Reader& r, AgentConfig& c) {

@@ -159,6 +159,137 @@ bool wildcard(const std::string& host) {
 
 }  // namespace
 
+namespace {
+
+bool http_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char ch : s) {
+    if (!(std::isalnum(ch) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(ch)) !=
+                                  std::string_view::npos)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool header_value_ok(std::string_view v) {
+  return v.find_first_of("\r\n") == std::string_view::npos &&
+         v.find('\0') == std::string_view::npos;
+}
+
+void check_header_list(Checker& c, const std::string& path,
+                       const std::vector<std::pair<std::string, std::string>>& list) {
+  for (const auto& [name, value] : list) {
+    if (!http_token(name)) c.add(path, "invalid header name " + quote(name));
+    if (!header_value_ok(value)) c.add(path, "the value of " + quote(name) + " has a line break");
+  }
+}
+
+void check_header_ops(Checker& c, const std::string& path, const HeaderOps& ops) {
+  for (const auto& name : ops.remove) {
+    if (!http_token(name)) c.add(path + ".remove", "invalid header name " + quote(name));
+  }
+  check_header_list(c, path + ".set", ops.set);
+  check_header_list(c, path + ".add", ops.add);
+}
+
+bool path_ok(std::string_view p) {
+  return !p.empty() && p.front() == '/' && p.find_first_of("?# \t\r\n") == std::string_view::npos;
+}
+
+void check_routes(Checker& c, const GatewayConfig& cfg) {
+  std::set<std::string> cluster_names;
+  static constexpr std::string_view kLb[] = {"round_robin", "weighted", "least_request",
+                                             "random",      "ip_hash",  "ring_hash"};
+  for (const auto& cl : cfg.clusters) {
+    const std::string prefix = "clusters." + cl.name + ".";
+    cluster_names.insert(cl.name);
+    bool name_ok = !cl.name.empty();
+    for (unsigned char ch : cl.name)
+      name_ok = name_ok && (std::isalnum(ch) || ch == '-' || ch == '_');
+    if (!name_ok) {
+      c.add("clusters." + cl.name, "a cluster name is letters, digits, '-' and '_'");
+    }
+    if (cl.endpoints.empty()) c.add(prefix + "endpoints", "a cluster needs at least one endpoint");
+    for (std::size_t i = 0; i < cl.endpoints.size(); ++i) {
+      const auto path = prefix + "endpoints[" + std::to_string(i) + "]";
+      auto ep = cl.endpoints[i];
+      std::string why;
+      if (!parse_endpoint(ep, &why)) c.add(path + ".url", why);
+      if (ep.weight < 1 || ep.weight > 1000) {
+        c.add(path + ".weight", "must be between 1 and 1000, got " + std::to_string(ep.weight));
+      }
+    }
+    if (std::ranges::find(kLb, cl.lb) == std::end(kLb)) {
+      c.add(prefix + "lb",
+            "expected round_robin, weighted, least_request, random, ip_hash or ring_hash, got " +
+                quote(cl.lb));
+    }
+    const bool key_ok = cl.hash_key == "client_ip" ||
+                        (cl.hash_key.starts_with("header:") && http_token(cl.hash_key.substr(7))) ||
+                        (cl.hash_key.starts_with("cookie:") && http_token(cl.hash_key.substr(7)));
+    if (!key_ok) {
+      c.add(
+          prefix + "hash_key",
+          "expected \"client_ip\", \"header:NAME\" or \"cookie:NAME\", got " + quote(cl.hash_key));
+    }
+    c.duration(prefix + "connect_timeout", cl.connect_timeout);
+    c.duration(prefix + "idle_timeout", cl.idle_timeout);
+    if (!cl.ca_file.empty()) c.readable_file(prefix + "ca", cl.ca_file);
+    if (cl.insecure && !cl.ca_file.empty()) {
+      c.add(prefix + "insecure", "contradicts ca: a CA bundle is set but verification is disabled",
+            prefix + "ca");
+    }
+  }
+  for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+    const auto& r = cfg.routes[i];
+    const std::string prefix = "routes[" + std::to_string(i) + "].";
+    if (r.cluster.empty()) {
+      c.add(prefix + "cluster", "required: the cluster this route sends to");
+    } else if (!cluster_names.contains(r.cluster)) {
+      c.add(prefix + "cluster", "no cluster named " + quote(r.cluster) + " ([clusters." +
+                                    r.cluster + "] is not defined)");
+    }
+    if (!r.host.empty()) {
+      const auto host = r.host.starts_with("*.") ? r.host.substr(2) : r.host;
+      if (!valid_host(host) || host.find(':') != std::string::npos) {
+        c.add(prefix + "host",
+              "expected a host name like \"api.example.com\" or "
+              "\"*.example.com\" (no port), got " +
+                  quote(r.host));
+      }
+    }
+    if (!r.path_prefix.empty() && !path_ok(r.path_prefix)) {
+      c.add(prefix + "path_prefix",
+            "must start with '/' and contain no query, fragment or spaces, got " +
+                quote(r.path_prefix));
+    }
+    if (!r.prefix_rewrite.empty() && !path_ok(r.prefix_rewrite)) {
+      c.add(prefix + "prefix_rewrite",
+            "must start with '/' and contain no query, fragment or spaces, got " +
+                quote(r.prefix_rewrite));
+    }
+    if (!r.prefix_rewrite.empty() && r.strip_prefix) {
+      c.add(prefix + "strip_prefix", "contradicts prefix_rewrite (which replaces the prefix)",
+            prefix + "prefix_rewrite");
+    }
+    for (const auto& m : r.methods) {
+      bool upper = http_token(m);
+      for (unsigned char ch : m) upper = upper && !std::islower(ch);
+      if (!upper) c.add(prefix + "methods", "expected upper-case method names, got " + quote(m));
+    }
+    check_header_list(c, prefix + "headers", r.headers);
+    check_header_ops(c, prefix + "request_headers", r.request_headers);
+    check_header_ops(c, prefix + "response_headers", r.response_headers);
+    if (r.timeout.count() < 0 || r.timeout > kMaxDuration) {
+      c.add(prefix + "timeout",
+            "must be between 0s (the default) and " + format_duration(kMaxDuration));
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<Issue> check_gateway(const GatewayConfig& cfg) {
   Checker c;
   // Listeners, and that no two of them claim the same port.
@@ -235,6 +366,7 @@ std::vector<Issue> check_gateway(const GatewayConfig& cfg) {
   }
   c.duration("tcp.idle_timeout", cfg.tcp_idle_timeout);
   c.log(cfg.log_level);
+  check_routes(c, cfg);
   return c.take();
 }
 

@@ -483,3 +483,58 @@ std::string quote(std::string_view value) {
 
 }  // namespace detail
 }  // namespace proxer::config
+
+namespace proxer::config {
+
+bool parse_endpoint(EndpointConfig& ep, std::string* error) {
+  using detail::quote;
+  ep.tunnel = false;
+  ep.tls = false;
+  ep.host.clear();
+  ep.port.clear();
+  ep.tunnel_name.clear();
+  const std::string_view url = ep.url;
+  auto fail = [&](const std::string& why) {
+    if (error) *error = why;
+    return false;
+  };
+  if (url.starts_with("tunnel:")) {
+    const auto name = url.substr(7);
+    if (auto why = detail::tunnel_name_error(name)) return fail(*why);
+    ep.tunnel = true;
+    ep.tunnel_name = std::string(name);
+    return true;
+  }
+  const auto sep = url.find("://");
+  const auto scheme = sep == std::string_view::npos ? std::string_view() : url.substr(0, sep);
+  if (scheme != "http" && scheme != "https") {
+    return fail("expected \"http://host:port\", \"https://host[:port]\" or \"tunnel:NAME\", got " +
+                quote(url));
+  }
+  auto rest = url.substr(sep + 3);
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.empty() || rest.find_first_of("/?#@") != std::string_view::npos) {
+    return fail("an endpoint is scheme://host[:port] without a path or credentials, got " +
+                quote(url));
+  }
+  const bool bracketed = rest.front() == '[';
+  const bool has_port = bracketed ? rest.find("]:") != std::string_view::npos
+                                  : rest.find(':') != std::string_view::npos;
+  std::string host, port;
+  if (!has_port) {
+    host = std::string(bracketed && rest.back() == ']' ? rest.substr(1, rest.size() - 2) : rest);
+    port = scheme == "https" ? "443" : "80";
+  } else if (!split_host_port(rest, host, port)) {
+    return fail("expected scheme://host:port, got " + quote(url));
+  }
+  if (!detail::valid_host(host)) return fail("invalid host " + quote(host) + " in " + quote(url));
+  if (!detail::parse_port(port, false)) {
+    return fail("port must be 1-65535, got " + quote(port) + " in " + quote(url));
+  }
+  ep.tls = scheme == "https";
+  ep.host = std::move(host);
+  ep.port = std::move(port);
+  return true;
+}
+
+}  // namespace proxer::config

@@ -7,37 +7,60 @@ import re
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-READERS = r"(?:string|secret|duration|size|count|boolean|log_format|tables)"
+READERS = r"(?:string|secret|duration|size|count|boolean|log_format|strings|string_map)"
 
 
 def loader_keys():
-    """{'gateway': {'listen', 'tls.cert', ...}, 'agent': {...}} from load.cpp."""
+    """{'gateway': {'listen', 'tls.cert', 'routes[].host', 'clusters.*.lb', ...}, 'agent': ...}
+    from load.cpp, and the keys that hold tables of tables (documented by their fields)."""
     with open(os.path.join(ROOT, "src", "config", "load.cpp")) as f:
         src = f.read()
     out = {}
+    containers = set()
     for kind in ("gateway", "agent"):
         body = re.search(r"void read_%s\(Reader& r, \w+Config& c\) \{(.*?)\n\}\n" % kind, src, re.S)
         assert body, "read_%s not found in load.cpp" % kind
         keys = set()
         var_section = {"r": ""}
+        pending = None  # a tables() call whose lambda starts on the next line
         for line in body.group(1).splitlines():
-            m = re.search(r"auto (\w+) = r\.section\(\"(\w+)\"\)", line)
-            if m:
-                var_section[m.group(1)] = m.group(2) + "."
+            m = re.search(r"auto (\w+) = (\w+)\.section\(\"(\w+)\"\)", line)
+            if m and m.group(2) in var_section:
+                var_section[m.group(1)] = var_section[m.group(2)] + m.group(3) + "."
                 continue
-            m = re.search(r"r\.tables\(\"(\w+)\", \[&\]\(Reader& (\w+)", line)
+            m = re.search(r"\b(\w+)\.(tables|named_tables)\(\s*$", line)
+            if m and m.group(1) in var_section:
+                pending = m.group(1), m.group(2)
+                continue
+            m = re.search(r"\b(\w+)\.(tables|named_tables)\(\"(\w+)\", \[&\]\(Reader& (\w+)", line)
+            if not m and pending:
+                m2 = re.search(r"\"(\w+)\",\s*$", line)
+                if m2:
+                    pending = pending + (m2.group(1),)
+                    continue
+                m2 = re.search(r"\[&\]\(Reader& (\w+)", line)
+                if m2 and len(pending) == 3:
+                    m = (pending[0], pending[1], pending[2], m2.group(1))
+                    pending = None
             if m:
-                var_section[m.group(2)] = m.group(1) + "[]."
+                parent, fn, key, var = (m[0], m[1], m[2], m[3]) if isinstance(m, tuple) else \
+                    (m.group(1), m.group(2), m.group(3), m.group(4))
+                if parent in var_section:
+                    base = var_section[parent] + key
+                    containers.add(base)
+                    var_section[var] = base + ("[]." if fn == "tables" else ".*.")
                 continue
             m = re.search(r"\b(\w+)\.%s\(\"(\w+)\"" % READERS, line)
             if m and m.group(1) in var_section:
                 keys.add(var_section[m.group(1)] + m.group(2))
         out[kind] = keys
-    return out
+    return out, containers
 
 
 def documented(kind):
-    """Keys in the tables under '## Gateway keys' or '## Agent keys' of CONFIG.md."""
+    """Keys in the tables under '## Gateway keys' or '## Agent keys' of CONFIG.md. A heading
+    `[name]` or `[[name]]` or `[name.NAME]` sets the prefix of the rows below it; a row key may
+    itself be a path (`request_headers.set`, `endpoints[].url`)."""
     with open(os.path.join(ROOT, "docs", "CONFIG.md")) as f:
         doc = f.read()
     title = "## Gateway keys" if kind == "gateway" else "## Agent keys"
@@ -46,14 +69,14 @@ def documented(kind):
     keys = set()
     prefix = ""
     for line in doc[start:end].splitlines():
-        h = re.match(r"### `\[(\[)?(\w+)\]?\]`", line)
+        h = re.match(r"### `\[(\[)?(\w+)(\.NAME)?\]?\]`", line)
         if h:
-            prefix = h.group(2) + ("[]." if h.group(1) else ".")
+            prefix = h.group(2) + ("[]." if h.group(1) else ".*." if h.group(3) else ".")
             continue
         if line.startswith("### "):
             prefix = ""
             continue
-        m = re.match(r"\| `(\w+)` \|", line)
+        m = re.match(r"\| `([\w.\[\]]+)` \|", line)
         if m:
             keys.add(prefix + m.group(1))
     return keys
@@ -61,11 +84,14 @@ def documented(kind):
 
 class ConfigDocsTest(unittest.TestCase):
     def test_every_key_is_documented_and_nothing_else(self):
-        keys = loader_keys()
+        keys, containers = loader_keys()
+        self.assertIn("clusters.*.endpoints", containers)
+        self.assertIn("routes[].request_headers.set", keys["gateway"])
         for kind in ("gateway", "agent"):
             doc = documented(kind)
-            # Table-of-tables keys (tunnels) are documented by their fields.
-            loader = {k for k in keys[kind] if k != "tunnels"}
+            # Table-of-tables keys (tunnels, routes, ...) are documented by their fields.
+            loader = {k for k in keys[kind] if k not in containers}
+            doc -= containers  # a container may have its own row (its short form)
             self.assertTrue(loader, kind)
             self.assertEqual(sorted(loader - doc), [], "%s keys missing from CONFIG.md" % kind)
             self.assertEqual(sorted(doc - loader), [], "%s keys documented but not loaded" % kind)
