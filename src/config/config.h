@@ -66,11 +66,6 @@ struct ClusterConfig {
   std::string lb = "round_robin";
   // (hash_key) ip_hash/ring_hash key: "client_ip", "header:NAME" or "cookie:NAME"
   std::string hash_key = "client_ip";
-  Duration connect_timeout{5'000};  // (connect_timeout) TCP connect + TLS handshake
-  std::size_t max_idle = 32;        // (max_idle) idle connections kept per endpoint
-  Duration idle_timeout{60'000};    // (idle_timeout) an idle pooled connection is closed after
-  std::string ca_file;              // (ca) CA bundle for https:// endpoints; "" = system store
-  bool insecure = false;            // (insecure) skip upstream TLS verification (explicit only)
 };
 
 struct GatewayConfig {

@@ -511,7 +511,7 @@ void read_gateway(Reader& r, GatewayConfig& c) {
     l.log_format("format", c.log_json);
     l.finish();
   }
-  r.tables("routes", [&](Reader& rt, std::size_t) {
+  r.tables("routes", [&](Reader& rt, std::size_t index) {
     RouteConfig route;
     rt.string("name", route.name);
     rt.string("host", route.host, "api.example.com");
@@ -538,6 +538,7 @@ void read_gateway(Reader& r, GatewayConfig& c) {
       rs.finish();
     }
     rt.finish();
+    if (route.name.empty()) route.name = "route-" + std::to_string(index);
     c.routes.push_back(std::move(route));  // even when broken: keeps indexes equal to the file's
   });
   r.named_tables("clusters", [&](Reader& cl, const std::string& name) {
@@ -557,11 +558,6 @@ void read_gateway(Reader& r, GatewayConfig& c) {
         });
     cl.string("lb", cluster.lb, "round_robin");
     cl.string("hash_key", cluster.hash_key, "client_ip");
-    cl.duration("connect_timeout", cluster.connect_timeout);
-    cl.count("max_idle", cluster.max_idle);
-    cl.duration("idle_timeout", cluster.idle_timeout);
-    cl.string("ca", cluster.ca_file);
-    cl.boolean("insecure", cluster.insecure);
     cl.finish();
     c.clusters.push_back(std::move(cluster));
   });

@@ -215,7 +215,16 @@ void check_routes(Checker& c, const GatewayConfig& cfg) {
       const auto path = prefix + "endpoints[" + std::to_string(i) + "]";
       auto ep = cl.endpoints[i];
       std::string why;
-      if (!parse_endpoint(ep, &why)) c.add(path + ".url", why);
+      if (!parse_endpoint(ep, &why)) {
+        c.add(path + ".url", why);
+      } else if (!ep.tunnel) {
+        // The direct upstream client (connection pools, upstream TLS) is not built yet: refuse
+        // rather than accept an endpoint that would never be used.
+        c.add(path + ".url",
+              "direct http:// and https:// endpoints are not supported yet; use "
+              "\"tunnel:NAME\" (got " +
+                  quote(ep.url) + ")");
+      }
       if (ep.weight < 1 || ep.weight > 1000) {
         c.add(path + ".weight", "must be between 1 and 1000, got " + std::to_string(ep.weight));
       }
@@ -232,13 +241,6 @@ void check_routes(Checker& c, const GatewayConfig& cfg) {
       c.add(
           prefix + "hash_key",
           "expected \"client_ip\", \"header:NAME\" or \"cookie:NAME\", got " + quote(cl.hash_key));
-    }
-    c.duration(prefix + "connect_timeout", cl.connect_timeout);
-    c.duration(prefix + "idle_timeout", cl.idle_timeout);
-    if (!cl.ca_file.empty()) c.readable_file(prefix + "ca", cl.ca_file);
-    if (cl.insecure && !cl.ca_file.empty()) {
-      c.add(prefix + "insecure", "contradicts ca: a CA bundle is set but verification is disabled",
-            prefix + "ca");
     }
   }
   for (std::size_t i = 0; i < cfg.routes.size(); ++i) {

@@ -3,12 +3,15 @@
 // as long as the Gateway; every part runs on the gateway's single executor.
 #include <chrono>
 #include <memory>
+#include <random>
 #include <string>
 #include <unordered_map>
 
 #include "config/config.h"
 #include "core/asio.h"
 #include "gateway/registry.h"
+#include "proxy/cluster.h"
+#include "proxy/router.h"
 
 namespace proxer::gateway {
 
@@ -23,7 +26,11 @@ struct GatewayStats {
 struct PollSession;
 
 struct Context {
-  Context(config::GatewayConfig c, net::any_io_executor ex) : cfg(std::move(c)), executor(ex) {}
+  Context(config::GatewayConfig c, net::any_io_executor ex)
+      : cfg(std::move(c)),
+        executor(ex),
+        router(cfg.routes),
+        clusters(proxy::build_clusters(cfg.clusters, std::random_device{}())) {}
   const config::GatewayConfig cfg;
   net::any_io_executor executor;  // the gateway's one loop
   std::string public_url;         // base URL printed to agents
@@ -34,6 +41,15 @@ struct Context {
   // Long-poll carrier sessions by id (gateway/poll_carrier.h).
   std::unordered_map<std::string, std::shared_ptr<PollSession>> poll_sessions;
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+  // Configured routes and their clusters ([[routes]], [clusters.NAME]).
+  proxy::Router router;
+  std::vector<std::unique_ptr<proxy::Cluster>> clusters;
+  proxy::Cluster* cluster(std::string_view name) {
+    for (auto& c : clusters) {
+      if (c->name() == name) return c.get();
+    }
+    return nullptr;
+  }
 };
 
 }  // namespace proxer::gateway

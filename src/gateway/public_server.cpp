@@ -81,8 +81,14 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   // connection should close (error already answered, or clean EOF between requests).
   awaitable<std::size_t> read_head(bool first);
   awaitable<Outcome> handle(std::size_t head_len);
+  // Forwards through tunnel `t`; `route` (when a configured route matched) adds its header
+  // changes, timeout and body limit.
   awaitable<Outcome> forward(std::shared_ptr<Tunnel> t,
-                             bhttp::request_parser<bhttp::buffer_body>& p, std::string rest_target);
+                             bhttp::request_parser<bhttp::buffer_body>& p, std::string rest_target,
+                             const config::RouteConfig* route = nullptr);
+  // A request a configured route matched: pick an endpoint of its cluster, then forward.
+  awaitable<Outcome> handle_route(const config::RouteConfig& route,
+                                  bhttp::request_parser<bhttp::buffer_body>& p);
   awaitable<bool> respond_error(unsigned status, std::string_view code, std::string_view msg,
                                 bool keep_alive);
   awaitable<error_code> read_more();
@@ -301,7 +307,8 @@ awaitable<Outcome> ClientConn::handle(std::size_t head_len) {
     co_return co_await handle_poll(p);
   }
 
-  // Route: Host subdomain first, then /t/{tunnel}/.
+  // Configured routes first, in file order; then Host subdomain, then /t/{tunnel}/.
+  if (const auto* route = ctx_.router.match(req)) co_return co_await handle_route(*route, p);
   std::optional<std::string> name;
   std::string target;
   auto host = req[bhttp::field::host];
@@ -356,11 +363,63 @@ awaitable<Outcome> ClientConn::handle(std::size_t head_len) {
   co_return co_await forward(std::move(t), p, std::move(target));
 }
 
+awaitable<Outcome> ClientConn::handle_route(const config::RouteConfig& route,
+                                            bhttp::request_parser<bhttp::buffer_body>& p) {
+  auto& req = p.get();
+  const bool has_body = p.chunked() || (p.content_length() && *p.content_length() > 0);
+  const bool keep_alive = req.keep_alive() && !has_body;
+  auto* cluster = ctx_.cluster(route.cluster);  // validation guarantees it exists
+  const auto limit = route.max_body_bytes > 0 ? route.max_body_bytes : ctx_.cfg.max_body_bytes;
+  if (p.content_length() && limit > 0 && *p.content_length() > limit) {
+    co_await respond_error(413, "body_too_large",
+                           "request body larger than " + std::to_string(limit) + " bytes", false);
+    co_return Outcome::Close;
+  }
+  // Which endpoints can take it: a tunnel with a live agent that is not draining.
+  auto& eps = cluster->endpoints();
+  std::vector<proxy::Candidate> candidates(eps.size());
+  std::vector<std::shared_ptr<Tunnel>> tunnels(eps.size());
+  std::string down;
+  for (std::size_t i = 0; i < eps.size(); ++i) {
+    candidates[i].active = eps[i].active;
+    if (!eps[i].cfg.tunnel) {
+      candidates[i].usable = false;
+      continue;
+    }
+    auto t = ctx_.registry.find(eps[i].cfg.tunnel_name);
+    candidates[i].usable = t && t->type == proto::TunnelType::Http && t->session &&
+                           !t->session->closed() && !t->session->going_away();
+    if (candidates[i].usable) {
+      tunnels[i] = std::move(t);
+    } else {
+      down += (down.empty() ? "" : ", ") + eps[i].cfg.tunnel_name;
+    }
+  }
+  const auto key = proxy::hash64(proxy::hash_key_of(cluster->cfg().hash_key, req, client_ip_));
+  const auto pick = cluster->balancer().pick(candidates, key);
+  if (!pick) {
+    ++cluster->no_endpoint;
+    co_await respond_error(503, "no_healthy_endpoint",
+                           "route '" + route.name + "': no endpoint of cluster '" +
+                               cluster->name() +
+                               "' can take the request (tunnels without an agent: " + down + ")",
+                           keep_alive);
+    co_return keep_alive ? Outcome::KeepAlive : Outcome::Close;
+  }
+  proxy::InFlight in_flight(eps[*pick]);
+  auto target = proxy::rewrite_target(route, std::string_view(req.target()));
+  co_return co_await forward(std::move(tunnels[*pick]), p, std::move(target), &route);
+}
+
 awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
                                        bhttp::request_parser<bhttp::buffer_body>& p,
-                                       std::string target) {
+                                       std::string target, const config::RouteConfig* route) {
   auto& req = p.get();
   const auto started = Clock::now();
+  const auto request_timeout =
+      route && route->timeout.count() > 0 ? route->timeout : ctx_.cfg.request_timeout;
+  const auto max_body =
+      route && route->max_body_bytes > 0 ? route->max_body_bytes : ctx_.cfg.max_body_bytes;
   const bool chunked_req = p.chunked();
   const std::uint64_t req_len = p.content_length().value_or(0);
   const bool has_body = chunked_req || req_len > 0;
@@ -390,6 +449,7 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
   req.erase(bhttp::field::expect);
   http::strip_hop_by_hop(req, upgrade);
   http::add_forwarded(req, client_ip_, "http", host);
+  if (route) proxy::apply_header_ops(route->request_headers, req);
   req.target(target);
   if (chunked_req) req.set(bhttp::field::transfer_encoding, "chunked");
   std::string head;
@@ -481,11 +541,10 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
         co_return co_await fail(400, "bad_request", "malformed chunked body: " + pec.message());
       }
       body_sent += kSinkSize - req.body().size;
-      if (ctx_.cfg.max_body_bytes > 0 && body_sent > ctx_.cfg.max_body_bytes) {
+      if (max_body > 0 && body_sent > max_body) {
         stream->reset(proto::ErrorCode::Cancelled);
-        co_return co_await fail(
-            413, "body_too_large",
-            "request body larger than " + std::to_string(ctx_.cfg.max_body_bytes) + " bytes");
+        co_return co_await fail(413, "body_too_large",
+                                "request body larger than " + std::to_string(max_body) + " bytes");
       }
       if (n > 0) {
         if (auto ec = co_await stream->write(net::buffer(buf_.data().data(), n))) {
@@ -516,7 +575,7 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
   auto arm_deadline = [&]() {
     *deadline_state = 2;
     deadline_state = std::make_shared<int>(0);
-    deadline.expires_after(ctx_.cfg.request_timeout);
+    deadline.expires_after(request_timeout);
     deadline.async_wait([st = deadline_state, s = stream](error_code ec) {
       if (ec || *st != 0) return;
       *st = 1;
@@ -558,7 +617,7 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
         if (timed_out()) {
           co_return co_await fail(504, "timeout",
                                   "the local service did not answer within " +
-                                      std::to_string(ctx_.cfg.request_timeout.count()) + " ms");
+                                      std::to_string(request_timeout.count()) + " ms");
         }
         const auto code = stream->reset_code();
         stream->reset(proto::ErrorCode::Cancelled);
@@ -667,6 +726,7 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
   if (until_close || !client_keep_alive) client_keep_alive = false;
 
   http::strip_hop_by_hop(res, false);
+  if (route) proxy::apply_header_ops(route->response_headers, res);
   if (chunked_res) res.set(bhttp::field::transfer_encoding, "chunked");
   if (!client_keep_alive) res.set(bhttp::field::connection, "close");
   scratch_.clear();
