@@ -267,7 +267,6 @@ awaitable<std::shared_ptr<Agent::Link>> Agent::establish(std::size_t r, bool han
   auto link = std::make_shared<Link>();
   link->session = std::make_shared<tunnel::Session>(std::move(*io), opts);
   link->rung = r;
-  link->name = ladder_[r].scheme;
   link->handover = handover;
   links_.push_back(link);
   auto session = link->session;
@@ -374,14 +373,14 @@ awaitable<void> Agent::climb(std::uint64_t generation) {
         logger()->warn(
             "moving up to {} failed: the gateway did not confirm every tunnel in "
             "time; staying on {}",
-            link->name, cur->name);
+            scheme_of(*link), scheme_of(*cur));
         link->session->close(proto::ErrorCode::None, "carrier switch abandoned");
         send_registrations(cur);
         break;
       }
       current_ = link;
-      logger()->info("moved up from {} to {} (session {}); the {} session drains", cur->name,
-                     link->name, link->auth->session_id, cur->name);
+      logger()->info("moved up from {} to {} (session {}); the {} session drains", scheme_of(*cur),
+                     scheme_of(*link), link->auth->session_id, scheme_of(*cur));
       net::co_spawn(ex_, drain(cur), DetachedTask{"agent drain"});
       event_.notify();
       break;
@@ -402,10 +401,10 @@ awaitable<void> Agent::drain(std::shared_ptr<Link> old) {
   if (old->closed) co_return;
   const auto left = old->session->stream_count();
   if (left > 0) {
-    logger()->info("closing the {} session with {} stream(s) still open (drain timeout)", old->name,
-                   left);
+    logger()->info("closing the {} session with {} stream(s) still open (drain timeout)",
+                   scheme_of(*old), left);
   } else {
-    logger()->debug("the {} session drained; closing it", old->name);
+    logger()->debug("the {} session drained; closing it", scheme_of(*old));
   }
   old->session->close(proto::ErrorCode::None, "moved to another carrier");
 }
@@ -452,7 +451,7 @@ void Agent::on_control(tunnel::Session& s, const proto::FrameHeader& h, proto::B
         std::string urls;
         for (const auto& u : res->urls) urls += (urls.empty() ? "" : " ") + u;
         if (link->handover) {
-          logger()->debug("tunnel '{}' moved to the {} session", res->name, link->name);
+          logger()->debug("tunnel '{}' moved to the {} session", res->name, scheme_of(*link));
         } else {
           logger()->info("tunnel '{}' is live: {}", res->name, urls);
         }

@@ -62,7 +62,6 @@ class Agent : public tunnel::SessionHandler, public std::enable_shared_from_this
   struct Link {
     std::shared_ptr<tunnel::Session> session;
     std::size_t rung = 0;
-    std::string name;  // the rung's scheme, for logs ("tls", "wss", "https")
     std::optional<proto::AuthResponse> auth;
     bool closed = false;
     std::string closed_reason;
@@ -85,6 +84,8 @@ class Agent : public tunnel::SessionHandler, public std::enable_shared_from_this
   awaitable<void> drain(std::shared_ptr<Link> old);
   awaitable<void> serve_stream(std::shared_ptr<tunnel::Stream> stream, proto::OpenStream open);
   std::shared_ptr<Link> link_of(const tunnel::Session& s) const;
+  // The scheme of `link`'s rung, for logs ("tls", "wss", "https").
+  const std::string& scheme_of(const Link& link) const { return ladder_[link.rung].scheme; }
   void forget(const std::shared_ptr<Link>& link);
   void set_state(State s);
 

@@ -62,7 +62,7 @@ awaitable<error_code> write_all(Conn& c, std::string_view head, std::string_view
 
 awaitable<void> refuse(Conn& c, unsigned status, std::string_view message,
                        std::chrono::milliseconds timeout) {
-  PollReply r{status, "application/json", "{\"error\":\"" + std::string(message) + "\"}"};
+  const auto r = poll_error(status, message);
   co_await write_all(c, poll_reply_head(r, false), r.body, timeout);
 }
 

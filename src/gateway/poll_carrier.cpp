@@ -22,10 +22,6 @@ std::shared_ptr<spdlog::logger> logger() {
   return l;
 }
 
-PollReply error(unsigned status, std::string_view message) {
-  return {status, "application/json", json::serialize(json::object{{"error", message}})};
-}
-
 std::shared_ptr<PollSession> find(Context& ctx, std::string_view id) {
   auto it = ctx.poll_sessions.find(std::string(id));
   if (it == ctx.poll_sessions.end()) return nullptr;
@@ -40,7 +36,7 @@ PollReply poll_register(Context& ctx, std::string_view body, const std::string& 
   json::parse_options opts;
   opts.max_depth = 8;
   auto v = json::parse(body, ec, {}, opts);
-  if (ec || !v.is_object()) return error(400, "the body must be a JSON object");
+  if (ec || !v.is_object()) return poll_error(400, "the body must be a JSON object");
   const auto& o = v.as_object();
   auto str = [&](const char* key) -> std::optional<std::string> {
     const auto* f = o.if_contains(key);
@@ -50,27 +46,27 @@ PollReply poll_register(Context& ctx, std::string_view body, const std::string& 
   };
   const auto agent_id = str("agent_id");
   const auto token = str("token");
-  if (!agent_id || !token) return error(400, "'agent_id' and 'token' must be strings");
+  if (!agent_id || !token) return poll_error(400, "'agent_id' and 'token' must be strings");
   std::vector<std::string> tunnels;
   if (const auto* t = o.if_contains("tunnels")) {
-    if (!t->is_array()) return error(400, "'tunnels' must be an array of names");
+    if (!t->is_array()) return poll_error(400, "'tunnels' must be an array of names");
     for (const auto& n : t->as_array()) {
       if (!n.is_string() || !proto::valid_tunnel_name(n.as_string())) {
-        return error(400, "'tunnels' must hold valid tunnel names");
+        return poll_error(400, "'tunnels' must hold valid tunnel names");
       }
       tunnels.emplace_back(n.as_string());
     }
   }
-  if (ctx.draining) return error(503, "the gateway is shutting down");
+  if (ctx.draining) return poll_error(503, "the gateway is shutting down");
   if (!ctx.cfg.token.empty() && !ctx.cfg.token.matches(*token)) {
     ++ctx.stats.auth_failures;
     logger()->warn("long-poll registration of agent '{}' refused: invalid agent token", *agent_id);
-    return error(401, "invalid agent token");
+    return poll_error(401, "invalid agent token");
   }
   // Both ends on the gateway's executor: the session on one, the HTTP handlers on the other.
   UnixSocket session_end(ctx.executor), http_end(ctx.executor);
   net::local::connect_pair(session_end, http_end, ec);
-  if (ec) return error(503, "cannot open a session: " + ec.message());
+  if (ec) return poll_error(503, "cannot open a session: " + ec.message());
   const auto id = AgentConn::new_id();
   ctx.poll_sessions[id] = std::make_shared<PollSession>(std::move(http_end));
   transport::Stream io(std::move(session_end));
@@ -91,8 +87,8 @@ PollReply poll_register(Context& ctx, std::string_view body, const std::string& 
 awaitable<PollReply> poll_pull(Context& ctx, std::string_view session_id,
                                std::chrono::milliseconds wait) {
   auto s = find(ctx, session_id);
-  if (!s) co_return error(404, "no such session (expired?): register again");
-  if (s->pulling) co_return error(409, "another pull is already waiting on this session");
+  if (!s) co_return poll_error(404, "no such session (expired?): register again");
+  if (s->pulling) co_return poll_error(409, "another pull is already waiting on this session");
   s->pulling = true;
   struct Reset {
     PollSession& s;
@@ -110,7 +106,7 @@ awaitable<PollReply> poll_pull(Context& ctx, std::string_view session_id,
   auto [wec] = co_await s->end.async_wait(UnixSocket::wait_read, use_nothrow);
   deadline.done();
   if (deadline.expired()) co_return PollReply{204, "application/octet-stream", {}};
-  if (wec) co_return error(410, "the session has ended");
+  if (wec) co_return poll_error(410, "the session has ended");
   // Size the answer by what is queued (a 1 MiB buffer per pull would be mostly zero-filling).
   error_code aec;
   const std::size_t queued = s->end.available(aec);
@@ -120,7 +116,7 @@ awaitable<PollReply> poll_pull(Context& ctx, std::string_view session_id,
   if (rec == net::error::would_block) co_return PollReply{204, "application/octet-stream", {}};
   if (rec) {
     ctx.poll_sessions.erase(std::string(session_id));
-    co_return error(410, "the session has ended");
+    co_return poll_error(410, "the session has ended");
   }
   out.resize(n);
   s->last_seen = std::chrono::steady_clock::now();
@@ -129,8 +125,8 @@ awaitable<PollReply> poll_pull(Context& ctx, std::string_view session_id,
 
 awaitable<PollReply> poll_respond(Context& ctx, std::string_view session_id, std::string body) {
   auto s = find(ctx, session_id);
-  if (!s) co_return error(404, "no such session (expired?): register again");
-  if (s->pushing) co_return error(409, "another respond is in progress on this session");
+  if (!s) co_return poll_error(404, "no such session (expired?): register again");
+  if (s->pushing) co_return poll_error(409, "another respond is in progress on this session");
   s->pushing = true;
   struct Reset {
     PollSession& s;
@@ -147,17 +143,17 @@ awaitable<PollReply> poll_respond(Context& ctx, std::string_view session_id, std
   });
   auto [ec, n] = co_await net::async_write(s->end, net::buffer(body), use_nothrow);
   deadline.done();
-  if (deadline.expired()) co_return error(503, "the session did not take the bytes in time");
+  if (deadline.expired()) co_return poll_error(503, "the session did not take the bytes in time");
   if (ec) {
     ctx.poll_sessions.erase(std::string(session_id));
-    co_return error(410, "the session has ended");
+    co_return poll_error(410, "the session has ended");
   }
   s->last_seen = std::chrono::steady_clock::now();
   co_return PollReply{204, "application/json", {}};
 }
 
 PollReply poll_heartbeat(Context& ctx, std::string_view session_id) {
-  if (!find(ctx, session_id)) return error(404, "no such session (expired?): register again");
+  if (!find(ctx, session_id)) return poll_error(404, "no such session (expired?): register again");
   return {204, "application/json", {}};
 }
 
@@ -194,7 +190,11 @@ awaitable<PollReply> poll_dispatch(Context& ctx, bool post, std::string_view tar
     co_return co_await poll_respond(ctx, param("session_id"), std::move(body));
   }
   if (path == "/api/agent/heartbeat" && post) co_return poll_heartbeat(ctx, param("session_id"));
-  co_return error(404, "unknown long-poll endpoint or method");
+  co_return poll_error(404, "unknown long-poll endpoint or method");
+}
+
+PollReply poll_error(unsigned status, std::string_view message) {
+  return {status, "application/json", json::serialize(json::object{{"error", message}})};
 }
 
 std::string poll_reply_head(const PollReply& reply, bool keep_alive) {

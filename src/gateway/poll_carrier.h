@@ -50,6 +50,8 @@ PollReply poll_heartbeat(Context& ctx, std::string_view session_id);
 // under /api/agent/ and query), `body` the whole request body. Unknown endpoints get 404.
 awaitable<PollReply> poll_dispatch(Context& ctx, bool post, std::string_view target,
                                    std::string body, const std::string& client_addr);
+// An error answer: JSON {"error": message}.
+PollReply poll_error(unsigned status, std::string_view message);
 // The status line and headers of `reply`: Content-Length always (buffering proxies), no-store,
 // and "Connection: close" unless `keep_alive`.
 std::string poll_reply_head(const PollReply& reply, bool keep_alive);

@@ -398,7 +398,6 @@ awaitable<Outcome> ClientConn::handle_route(const config::RouteConfig& route,
   const auto key = proxy::hash64(proxy::hash_key_of(cluster->cfg().hash_key, req, client_ip_));
   const auto pick = cluster->balancer().pick(candidates, key);
   if (!pick) {
-    ++cluster->no_endpoint;
     co_await respond_error(503, "no_healthy_endpoint",
                            "route '" + route.name + "': no endpoint of cluster '" +
                                cluster->name() +

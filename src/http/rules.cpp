@@ -155,10 +155,11 @@ bool valid_tunnel_name(std::string_view name) {
   return true;
 }
 
-std::optional<std::string> tunnel_from_host(std::string_view host_header, std::string_view domain) {
+std::optional<std::string_view> bare_host(std::string_view host_header) {
   auto host = chars::trim_ows(host_header);
-  if (host.empty() || host.front() == '[') return std::nullopt;  // IPv6 literal
-  if (const auto colon = host.find(':'); colon != std::string_view::npos) {
+  const auto port_at = host.starts_with('[') ? host.find("]:") : host.find(':');
+  if (port_at != std::string_view::npos) {
+    const auto colon = host.starts_with('[') ? port_at + 1 : port_at;
     for (char c : host.substr(colon + 1)) {
       // Also rejects an unbracketed IPv6 address (a second colon).
       if (c < '0' || c > '9') return std::nullopt;
@@ -166,6 +167,13 @@ std::optional<std::string> tunnel_from_host(std::string_view host_header, std::s
     host = host.substr(0, colon);
   }
   if (host.ends_with('.')) host.remove_suffix(1);
+  return host;
+}
+
+std::optional<std::string> tunnel_from_host(std::string_view host_header, std::string_view domain) {
+  const auto bare = bare_host(host_header);
+  if (!bare || bare->empty() || bare->front() == '[') return std::nullopt;  // IPv6 literal
+  auto host = *bare;
   domain = chars::trim_ows(domain);
   domain = domain.substr(0, domain.find(':'));  // "localhost:8080" as configured
   if (domain.starts_with('.')) domain.remove_prefix(1);

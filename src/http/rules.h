@@ -55,6 +55,11 @@ bool valid_tunnel_name(std::string_view name);
 // empty domain.
 std::optional<std::string> tunnel_from_host(std::string_view host_header, std::string_view domain);
 
+// The host a Host header names: whitespace trimmed, the port and a trailing dot removed; an IPv6
+// literal keeps its brackets ("[::1]"). nullopt when the port is not digits (which also refuses
+// an unbracketed IPv6 address).
+std::optional<std::string_view> bare_host(std::string_view host_header);
+
 // Path routing: "/t/app/x/y?q=1" -> {"app", "/x/y?q=1"}; "/t/app" -> {"app", "/"};
 // "/t/app?q" -> {"app", "/?q"}; "/t/", "/x" or an invalid name -> nullopt. The path is
 // case-sensitive: "/t/App" does not match (tunnel names are lower case).

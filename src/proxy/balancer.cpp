@@ -114,11 +114,12 @@ std::optional<std::size_t> Balancer::pick_least(std::span<const Candidate> c) {
   }
   if (usable.empty()) return std::nullopt;
   if (usable.size() == 1) return usable[0];
-  std::uniform_int_distribution<std::size_t> dist(0, usable.size() - 1);
-  const std::size_t a = usable[dist(rng_)];
-  std::size_t b = usable[dist(rng_)];
-  if (b == a)
-    b = usable[(std::find(usable.begin(), usable.end(), a) - usable.begin() + 1) % usable.size()];
+  // Two distinct positions: the second is drawn among the others.
+  const std::size_t i = std::uniform_int_distribution<std::size_t>(0, usable.size() - 1)(rng_);
+  std::size_t j = std::uniform_int_distribution<std::size_t>(0, usable.size() - 2)(rng_);
+  if (j >= i) ++j;
+  const std::size_t a = usable[i];
+  const std::size_t b = usable[j];
   // Fewer in flight per unit of weight wins; equal load goes to the heavier endpoint.
   const auto load = [&](std::size_t i) {
     return static_cast<std::uint64_t>(c[i].active) * 1000 / endpoints_[i].weight;

@@ -46,9 +46,6 @@ class Balancer {
   // entry per endpoint. `key` is hash64 of the request's hash key (ip_hash, ring_hash only).
   std::optional<std::size_t> pick(std::span<const Candidate> c, std::uint64_t key = 0);
 
-  Lb lb() const { return lb_; }
-  std::size_t size() const { return endpoints_.size(); }
-
  private:
   std::optional<std::size_t> pick_weighted(std::span<const Candidate> c);
   std::optional<std::size_t> pick_random(std::span<const Candidate> c);

@@ -1,6 +1,6 @@
 #pragma once
-// A cluster at run time: its configuration, its balancer, and what it tracks per endpoint
-// (requests in flight, counters). Single-threaded: owned by the gateway's executor.
+// A cluster at run time: its configuration, its balancer, and the requests in flight per
+// endpoint (least_request reads them). Single-threaded: owned by the gateway's executor.
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,8 +13,6 @@ namespace proxer::proxy {
 struct EndpointState {
   config::EndpointConfig cfg;  // parsed (parse_endpoint)
   std::uint32_t active = 0;    // requests in flight
-  std::uint64_t requests = 0;
-  std::uint64_t failures = 0;  // proxer-generated errors and 5xx answers
 };
 
 class Cluster {
@@ -24,7 +22,6 @@ class Cluster {
   const std::string& name() const { return cfg_.name; }
   std::vector<EndpointState>& endpoints() { return endpoints_; }
   Balancer& balancer() { return balancer_; }
-  std::uint64_t no_endpoint = 0;  // requests answered 503: no endpoint could take them
 
  private:
   config::ClusterConfig cfg_;
@@ -35,10 +32,7 @@ class Cluster {
 // Counts a request in flight on an endpoint for as long as it lives.
 class InFlight {
  public:
-  explicit InFlight(EndpointState& ep) : ep_(&ep) {
-    ++ep_->active;
-    ++ep_->requests;
-  }
+  explicit InFlight(EndpointState& ep) : ep_(&ep) { ++ep_->active; }
   InFlight(const InFlight&) = delete;
   InFlight& operator=(const InFlight&) = delete;
   ~InFlight() { --ep_->active; }
@@ -47,7 +41,7 @@ class InFlight {
   EndpointState* ep_;
 };
 
-// Clusters by name (as configured) and the routes that lead to them.
+// One Cluster per configured cluster, in configuration order; seeds differ per cluster.
 std::vector<std::unique_ptr<Cluster>> build_clusters(const std::vector<config::ClusterConfig>& cfg,
                                                      std::uint64_t seed);
 

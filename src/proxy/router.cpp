@@ -2,23 +2,17 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include "http/rules.h"
+
 namespace proxer::proxy {
 
 namespace {
 
-std::string_view host_without_port(std::string_view host) {
-  if (!host.empty() && host.front() == '[') {
-    const auto end = host.find(']');
-    return end == std::string_view::npos ? host : host.substr(0, end + 1);
-  }
-  const auto colon = host.rfind(':');
-  return colon == std::string_view::npos ? host : host.substr(0, colon);
-}
-
-bool host_matches(std::string_view pattern, std::string_view host) {
+bool host_matches(std::string_view pattern, std::string_view host_header) {
   if (pattern.empty()) return true;
-  host = host_without_port(host);
-  if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // FQDN form
+  const auto bare = http::bare_host(host_header);
+  if (!bare) return false;
+  const auto host = *bare;
   if (pattern.starts_with("*.")) {
     const auto suffix = pattern.substr(1);  // ".example.com"
     return host.size() > suffix.size() &&

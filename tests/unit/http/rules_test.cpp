@@ -80,6 +80,15 @@ TEST(TunnelFromHost, RoutesByFirstLabel) {
   }
 }
 
+TEST(BareHost, DropsPortAndTrailingDot) {
+  EXPECT_EQ(bare_host(" API.example.com:8080 "), "API.example.com");
+  EXPECT_EQ(bare_host("example.com."), "example.com");
+  EXPECT_EQ(bare_host("[::1]:8080"), "[::1]");
+  EXPECT_EQ(bare_host("[::1]"), "[::1]");
+  EXPECT_EQ(bare_host("example.com:x"), std::nullopt);
+  EXPECT_EQ(bare_host("::1"), std::nullopt);
+}
+
 TEST(TunnelFromPath, SplitsNameAndRest) {
   struct Case {
     std::string_view target;
