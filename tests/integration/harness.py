@@ -699,6 +699,23 @@ class ProxerTestCase(unittest.TestCase):
     def spawn(self, name, args, **kw):
         return start_proc(self.workdir, name, args, registry=self.procs, **kw)
 
+    def check_tunnel_traffic(self, port, name, download, upload=0, seed=5):
+        """GET /t/{name}/hello, then `download` bytes from the backend's /bytes with their
+        checksum compared, then (if `upload`) that many random bytes echoed back whole."""
+        import hashlib
+        import backend
+        status, _, body = http_request("GET", port, "/t/%s/hello" % name)
+        self.assertEqual((status, body), (200, b"Hello, world\n"))
+        status, _, body = http_request(
+            "GET", port, "/t/%s/bytes?n=%d&seed=%d" % (name, download, seed), timeout=60)
+        self.assertEqual(status, 200)
+        self.assertEqual(hashlib.sha256(body).hexdigest(), backend.gen_sha256(download, seed))
+        if upload:
+            data = os.urandom(upload)
+            status, _, body = http_request("POST", port, "/t/%s/echo" % name, body=data,
+                                           timeout=60)
+            self.assertEqual((status, body == data), (200, True))
+
 
 def _dump_logs(title, procs):
     out = ["", "=" * 70, "[proxer-it] %s: process logs" % title]

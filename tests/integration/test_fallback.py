@@ -3,13 +3,11 @@ middlebox blocks the higher carriers, and climbs back up, make-before-break, whe
 requests keep succeeding through the switch and a request in flight on the old carrier
 finishes there."""
 
-import hashlib
 import os
 import sys
 import threading
 import time
 
-import backend
 import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -69,13 +67,7 @@ class FallbackTest(harness.ProxerTestCase):
         self.fail("agent %s is on %r, not %r" % (agent_id, self.carrier(agent_id), want))
 
     def check_traffic(self, name):
-        status, _, body = harness.http_request("GET", self.gw.ports.listen, "/t/%s/hello" % name)
-        self.assertEqual((status, body), (200, b"Hello, world\n"))
-        n = 2 << 20
-        status, _, body = harness.http_request(
-            "GET", self.gw.ports.listen, "/t/%s/bytes?n=%d&seed=3" % (name, n), timeout=60)
-        self.assertEqual(status, 200)
-        self.assertEqual(hashlib.sha256(body).hexdigest(), backend.gen_sha256(n, 3))
+        self.check_tunnel_traffic(self.gw.ports.listen, name, 2 << 20, seed=3)
 
     def climb_under_load(self, name, lower, agent):
         """Unblocks everything while requests run back to back and one slow request is in flight

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "support/errors.h"
+
 namespace proxer::config {
 namespace {
 
@@ -55,16 +57,8 @@ fs::path examples_dir() {
   return "examples";
 }
 
-std::string join(const std::vector<std::string>& errors) {
-  std::string out;
-  for (const auto& e : errors) out += e + "\n";
-  return out;
-}
-
-bool has_error(const std::vector<std::string>& errors, const std::string& needle) {
-  return std::any_of(errors.begin(), errors.end(),
-                     [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-}
+using testing::has_error;
+using testing::join;
 
 #define EXPECT_HAS_ERROR(errors, needle) \
   EXPECT_TRUE(has_error(errors, needle)) << "missing \"" << (needle) << "\" in:\n" << join(errors)

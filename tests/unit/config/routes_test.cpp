@@ -6,24 +6,15 @@
 #include <vector>
 
 #include "config/config.h"
+#include "support/errors.h"
 
 namespace proxer::config {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string join(const std::vector<std::string>& errors) {
-  std::string out;
-  for (const auto& e : errors) out += e + "\n";
-  return out;
-}
-
-bool has_error(const std::vector<std::string>& errors, const std::string& needle) {
-  for (const auto& e : errors) {
-    if (e.find(needle) != std::string::npos) return true;
-  }
-  return false;
-}
+using testing::has_error;
+using testing::join;
 
 TEST(Routes, LoadEveryKey) {
   const auto loaded = load_gateway_toml(R"(
