@@ -17,33 +17,14 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$here/lib.sh"
 
 B=$(free_port)
 head -c $((100 << 20)) /dev/urandom >"$W/big.bin"
-cat >"$W/nginx.conf" <<EOF
-worker_processes 1;
-pid $W/nginx.pid;
-error_log $W/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $W; proxy_temp_path $W; fastcgi_temp_path $W; uwsgi_temp_path $W;
-  scgi_temp_path $W;
-  server {
-    listen 127.0.0.1:$B;
-    location = /hello { return 200 "Hello, world\n"; }
-    location = /big.bin { root $W; }
-  }
-}
-EOF
-nginx -c "$W/nginx.conf" -g 'daemon off;' &
-pids+=($!)
+nginx_backend "$W" "$B" "location = /big.bin { root $W; }"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
   -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
-for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$B/hello" && break; sleep 0.1; done
 
 rps() { wrk -t1 -c"$1" -d"${DURATION}s" "$2" | awk '/Requests\/sec/ { printf "%.0f", $2 }'; }
 p50() { wrk -t1 -c1 -d"${DURATION}s" --latency "$1" | awk '$1 == "50%" { print $2 }'; }

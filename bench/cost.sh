@@ -21,33 +21,13 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$here/lib.sh"
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # utime + stime
 
 B=$(free_port); L=$(free_port); A=$(free_port); M=$(free_port)
 k1=$(head -c 1023 /dev/zero | tr '\0' x)
-cat >"$W/nginx.conf" <<EOF
-worker_processes 1;
-pid $W/nginx.pid;
-error_log $W/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $W; proxy_temp_path $W; fastcgi_temp_path $W; uwsgi_temp_path $W;
-  scgi_temp_path $W;
-  server {
-    listen 127.0.0.1:$B;
-    location = /hello { return 200 "Hello, world\n"; }
-    location = /k1 { return 200 "$k1\n"; }
-  }
-}
-EOF
-nginx -c "$W/nginx.conf" -g 'daemon off;' &
-pids+=($!)
-sleep 0.3
-ng=$(cat "$W/nginx.pid" 2>/dev/null || true)
-[[ -n $ng ]] || { sleep 1; ng=$(cat "$W/nginx.pid"); }
+nginx_backend "$W" "$B" "location = /k1 { return 200 \"$k1\\n\"; }"
+ng=$(cat "$W/nginx.pid")
 ng_worker=$(pgrep -P "$ng" | head -1)
 "$BIN" gateway --listen 127.0.0.1:$L --agent-listen 127.0.0.1:$A --admin-listen 127.0.0.1:$M \
   --token cost --log-level warn 2>"$W/gw.log" &

@@ -20,7 +20,7 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm 
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$here/lib.sh"
 kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 tunnels() { curl -fs "http://127.0.0.1:$M/api/tunnels" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tunnels"]))'; }
 
@@ -59,23 +59,7 @@ echo "| gateway memory per idle session (KiB) | $per |"
 # --- 2. many concurrent client connections ------------------------------------------------------
 B=$(free_port)
 if command -v nginx >/dev/null; then
-  mkdir -p "$W/nginx"
-  cat >"$W/nginx/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile 65536;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log crit;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
-  uwsgi_temp_path $W/nginx; scgi_temp_path $W/nginx;
-  server { listen 127.0.0.1:$B; location / { return 200 "Hello, world\n"; } }
-}
-EOF
-  nginx -c "$W/nginx/nginx.conf" -g 'daemon off;' &
-  pids+=($!)
+  NGINX_CONNECTIONS=20000 nginx_backend "$W/nginx" "$B"
   backend=nginx
 else
   python3 -u "$root/tests/integration/backend.py" "$B" >"$W/backend.out" 2>&1 &
