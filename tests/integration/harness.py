@@ -617,6 +617,15 @@ def make_self_signed_cert(workdir):
     return cert, key
 
 
+def start_tls_gateway_class(cls):
+    """For a test class: a self-signed certificate (cls.cert, cls.key), a backend (cls.be) and a
+    gateway whose agent listener uses that certificate (cls.gw), all class-wide."""
+    cls.cert, cls.key = make_self_signed_cert(cls.workdir)
+    cls.be = start_backend(cls.workdir, registry=cls.class_procs)
+    cls.gw = start_gateway(cls.workdir, registry=cls.class_procs,
+                           extra=["--tls-cert", cls.cert, "--tls-key", cls.key])
+
+
 def client_tls_context(cafile):
     return ssl.create_default_context(cafile=cafile)
 

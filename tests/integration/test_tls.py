@@ -10,10 +10,7 @@ import harness
 class TlsTest(harness.ProxerTestCase):
     @classmethod
     def start_class_processes(cls):
-        cls.cert, cls.key = harness.make_self_signed_cert(cls.workdir)
-        cls.be = harness.start_backend(cls.workdir, registry=cls.class_procs)
-        cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs,
-                                       extra=["--tls-cert", cls.cert, "--tls-key", cls.key])
+        harness.start_tls_gateway_class(cls)
 
     def public_get(self, path):
         """GET on the public listener. --tls-cert is for the agent listener; should the
