@@ -293,6 +293,15 @@ def start_proc(workdir, name, args, registry=None, env=None):
 # --- backend ----------------------------------------------------------------------------------
 
 
+def wait_port(proc, port, what, timeout=START_TIMEOUT):
+    """Waits until `port` accepts connections; fails with `proc`'s log if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while not port_is_open(port):
+        if time.monotonic() > deadline or not proc.running:
+            raise AssertionError("%s did not start\n%s" % (what, proc.tail()))
+        time.sleep(0.05)
+
+
 def start_backend(workdir, registry=None, timeout=START_TIMEOUT):
     """Starts backend.py on a free port; returns the Proc with `.port` set once it listens."""
     proc = start_proc(workdir, "backend", [sys.executable, "-u", BACKEND_PY, "0"], registry,

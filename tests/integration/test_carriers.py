@@ -5,7 +5,6 @@ tunnel must behave exactly as over tcp://."""
 import os
 import shutil
 import sys
-import time
 import unittest
 
 import harness
@@ -166,11 +165,7 @@ http {
 """ % {"d": d, "port": port, "up": upstream_port})
     proc = harness.start_proc(workdir, "nginx-front",
                               [shutil.which("nginx"), "-c", conf, "-g", "daemon off;"], registry)
-    deadline = time.monotonic() + harness.START_TIMEOUT
-    while not harness.port_is_open(port):
-        if time.monotonic() > deadline or not proc.running:
-            raise AssertionError("nginx did not start\n" + proc.tail())
-        time.sleep(0.05)
+    harness.wait_port(proc, port, "nginx")
     proc.port = port
     proc.access_log = os.path.join(d, "access.log")
     return proc

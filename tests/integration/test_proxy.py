@@ -4,7 +4,6 @@ a proxy that refuses, and NO_PROXY."""
 
 import os
 import shutil
-import time
 import unittest
 
 import harness
@@ -20,11 +19,7 @@ def start_tinyproxy(workdir, name, registry, extra=""):
         f.write("Port %d\nListen 127.0.0.1\nTimeout 60\nMaxClients 50\nLogFile \"%s\"\n"
                 "LogLevel Info\nAllow 127.0.0.1\nDisableViaHeader Yes\n%s" % (port, log, extra))
     proc = harness.start_proc(workdir, name, [TINYPROXY, "-d", "-c", conf], registry)
-    deadline = time.monotonic() + harness.START_TIMEOUT
-    while not harness.port_is_open(port):
-        if time.monotonic() > deadline or not proc.running:
-            raise AssertionError("tinyproxy did not start\n" + proc.tail())
-        time.sleep(0.05)
+    harness.wait_port(proc, port, "tinyproxy")
     proc.port = port
     proc.log = log
     return proc
