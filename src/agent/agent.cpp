@@ -329,12 +329,9 @@ void Agent::send_registrations(const std::shared_ptr<Link>& link) {
 
 awaitable<bool> Agent::wait_registered(const std::shared_ptr<Link>& link) {
   auto self = shared_from_this();
-  auto expired = std::make_shared<bool>(false);
-  Deadline deadline(ex_, cfg_.connect_timeout, [expired, self] {
-    *expired = true;
-    self->event_.notify();
-  });
-  while (link->replies < cfg_.tunnels.size() && !link->closed && !*expired && !stopping_) {
+  Deadline deadline(ex_, cfg_.connect_timeout, [self] { self->event_.notify(); });
+  while (link->replies < cfg_.tunnels.size() && !link->closed && !deadline.expired() &&
+         !stopping_) {
     co_await event_.wait();
   }
   co_return link->replies >= cfg_.tunnels.size() && !link->closed;

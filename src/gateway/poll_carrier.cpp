@@ -5,6 +5,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 
 #include "core/deadline.h"
 #include "core/log.h"
@@ -159,21 +160,13 @@ PollReply poll_heartbeat(Context& ctx, std::string_view session_id) {
 
 awaitable<PollReply> poll_dispatch(Context& ctx, bool post, std::string_view target,
                                    std::string body, const std::string& client_addr) {
-  const auto q = target.find('?');
-  const auto path = target.substr(0, q);
-  const auto query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  const auto url = boost::urls::parse_origin_form(target);
+  if (!url) co_return poll_error(400, "malformed request target");
+  const std::string path = url->path();
   auto param = [&](std::string_view key) -> std::string {
-    std::size_t start = 0;
-    while (start <= query.size()) {
-      auto end = query.find('&', start);
-      if (end == std::string_view::npos) end = query.size();
-      const auto item = query.substr(start, end - start);
-      if (item.starts_with(key) && item.size() > key.size() && item[key.size()] == '=') {
-        return std::string(item.substr(key.size() + 1));
-      }
-      start = end + 1;
-    }
-    return {};
+    const auto params = url->params();
+    const auto it = params.find(key);
+    return it == params.end() ? std::string() : std::string((*it).value);
   };
   if (path == "/api/agent/register" && post) co_return poll_register(ctx, body, client_addr);
   if (path == "/api/agent/pull" && !post) {
