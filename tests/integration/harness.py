@@ -74,6 +74,19 @@ def free_port():
     return free_ports(1)[0]
 
 
+_reserved = []  # sockets holding closed_port()s until the test process exits
+
+
+def closed_port():
+    """A port where nothing listens, for as long as this test process runs: bound without
+    listen() (connections are refused) and without SO_REUSEADDR, so no other process can bind
+    it meanwhile, as could happen to a port that free_port() gave back."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((LOOPBACK, 0))
+    _reserved.append(s)
+    return s.getsockname()[1]
+
+
 def port_is_open(port, timeout=0.5):
     try:
         with socket.create_connection((LOOPBACK, port), timeout=timeout):

@@ -23,7 +23,7 @@ class AdminTest(harness.ProxerTestCase):
     @classmethod
     def start_class_processes(cls):
         cls.be = harness.start_backend(cls.workdir, registry=cls.class_procs)
-        cls.closed_port = harness.free_port()
+        cls.closed_port = harness.closed_port()
         conf = os.path.join(cls.workdir, "gateway.toml")
         with open(conf, "w") as f:
             f.write('[timeouts]\nforward = "1s"\n')

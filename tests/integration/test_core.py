@@ -26,7 +26,7 @@ class CoreTest(harness.ProxerTestCase):
     @classmethod
     def start_class_processes(cls):
         cls.be = harness.start_backend(cls.workdir, registry=cls.class_procs)
-        cls.closed_port = harness.free_port()  # Nothing listens there.
+        cls.closed_port = harness.closed_port()
         cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs)
         cls.port = cls.gw.ports.listen
         cls.admin = cls.gw.ports.admin

@@ -104,7 +104,7 @@ class ProxyTest(harness.ProxerTestCase):
                            % self.strict.port, timeout=10, stream="stderr")
 
     def test_proxy_down_is_a_clear_error(self):
-        dead = harness.free_port()
+        dead = harness.closed_port()
         ag = self.agent_through("noproxy", "tcp://127.0.0.1:%d" % self.gw.ports.agent,
                                 "http://127.0.0.1:%d" % dead)
         ag.wait_for_output("cannot connect to the proxy 127.0.0.1:%d" % dead, timeout=10,

@@ -119,7 +119,7 @@ class TcpTunnelTest(harness.ProxerTestCase):
             holder.close()
 
     def test_local_target_down_closes_the_connection(self):
-        dead = harness.free_port()
+        dead = harness.closed_port()
         ag = self.agent(self.gw.ports.agent, ["dead=tcp://127.0.0.1:%d" % dead],
                         agent_id="dead-agent", name="dead-agent")
         port = public_port(self.gw.ports.admin, "dead", procs=[self.gw, ag])
