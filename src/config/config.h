@@ -31,6 +31,21 @@ struct HeaderOps {
   bool empty() const { return remove.empty() && set.empty() && add.empty(); }
 };
 
+// ([routes.retry]) When and how a failed attempt is tried again. Only when safe: the request
+// never reached an upstream (connect failure), or its method is idempotent and its body was
+// not streamed beyond what can be replayed.
+struct RetryConfig {
+  std::uint32_t retries = 1;  // (retries) extra attempts after the first; 0 = none
+  // (on) "connect_failure" | "reset" | "timeout" | "5xx" | an HTTP status ("503")
+  std::vector<std::string> on{"connect_failure"};
+  Duration per_try_timeout{
+      0};                     // (per_try_timeout) response header deadline per attempt; 0 = route's
+  Duration backoff_base{25};  // (backoff_base) first backoff; doubles per retry, full jitter
+  Duration backoff_max{250};  // (backoff_max)
+  std::uint32_t budget_percent = 20;  // (budget_percent) retries in flight <= this % of requests
+  std::uint32_t budget_min = 3;       // (budget_min) ...but always allow this many concurrently
+};
+
 // ([[routes]]) A configured route. Routes are tried in file order before the built-in tunnel
 // routing (Host subdomain, /t/{name}/); the first whose every condition holds wins.
 struct RouteConfig {
@@ -46,6 +61,7 @@ struct RouteConfig {
   HeaderOps response_headers;        // ([routes.response_headers])
   Duration timeout{0};               // (timeout) response header deadline; 0 = timeouts.request
   std::uint64_t max_body_bytes = 0;  // (max_body_bytes) 0 = limits.max_body_bytes
+  RetryConfig retry;                 // ([routes.retry])
 };
 
 // One upstream of a cluster: a direct URL or a tunnel.
@@ -58,6 +74,38 @@ struct EndpointConfig {
   std::string host, port, tunnel_name;
 };
 
+// ([clusters.NAME.health_check]) Active health checking; enabled when `path` is set.
+struct HealthCheckConfig {
+  std::string path;            // (path) e.g. "/healthz"; "" = no active checks
+  std::string method = "GET";  // (method) GET or HEAD
+  std::string host;            // (host) Host header; "" = the endpoint's host (tunnel: its name)
+  Duration interval{5'000};    // (interval) between checks of one endpoint
+  Duration timeout{2'000};     // (timeout) a check without a response head by then fails
+  // (expected_status) accepted statuses: "200", "200-399"; default 200-399
+  std::vector<std::pair<unsigned, unsigned>> expected_status{{200, 399}};
+  std::uint32_t healthy_threshold = 2;  // (healthy_threshold) passes in a row to become healthy
+  std::uint32_t unhealthy_threshold =
+      3;  // (unhealthy_threshold) failures in a row to become unhealthy
+  bool enabled() const { return !path.empty(); }
+};
+
+// ([clusters.NAME.outlier]) Passive outlier ejection from the responses of real traffic.
+struct OutlierConfig {
+  std::uint32_t consecutive_5xx = 5;               // (consecutive_5xx) 0 = off
+  std::uint32_t consecutive_connect_failures = 3;  // (consecutive_connect_failures) 0 = off
+  Duration base_ejection_time{30'000};  // (base_ejection_time) times the endpoint's ejection count
+  Duration max_ejection_time{300'000};  // (max_ejection_time) cap
+  std::uint32_t max_ejected_percent = 50;  // (max_ejected_percent) never eject more of the cluster
+};
+
+// ([clusters.NAME.circuit_breaker]) Limits per cluster; beyond them requests get 503 at once.
+struct BreakerConfig {
+  std::uint32_t max_connections = 1024;  // (max_connections) upstream connections, busy + idle
+  std::uint32_t max_pending = 1024;      // (max_pending) requests waiting for a connection
+  std::uint32_t max_requests = 1024;     // (max_requests) requests in flight
+  std::uint32_t max_retries = 3;         // (max_retries) retries in flight
+};
+
 // ([clusters.NAME]) A set of endpoints and how to choose among them.
 struct ClusterConfig {
   std::string name;                       // the table's key
@@ -66,6 +114,17 @@ struct ClusterConfig {
   std::string lb = "round_robin";
   // (hash_key) ip_hash/ring_hash key: "client_ip", "header:NAME" or "cookie:NAME"
   std::string hash_key = "client_ip";
+  // Direct endpoints: connection pool and upstream TLS.
+  Duration connect_timeout{5'000};        // (connect_timeout) TCP connect
+  Duration tls_handshake_timeout{5'000};  // (tls_handshake_timeout)
+  std::uint32_t max_idle = 64;            // (max_idle) idle keep-alive connections per endpoint
+  Duration idle_timeout{60'000};          // (idle_timeout) an idle pooled connection is closed
+  std::string ca_file;                    // (ca) CA bundle for https endpoints; "" = system store
+  bool insecure = false;                  // (insecure) skip verification (explicit only)
+  std::string server_name;                // (server_name) SNI + verified name; "" = endpoint host
+  HealthCheckConfig health_check;         // ([clusters.NAME.health_check])
+  OutlierConfig outlier;                  // ([clusters.NAME.outlier])
+  BreakerConfig circuit_breaker;          // ([clusters.NAME.circuit_breaker])
 };
 
 struct GatewayConfig {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -320,6 +321,51 @@ class Reader {
     out = std::move(values);
   }
 
+  // HTTP status ranges: an integer (200) or a string "200" / "200-399", or an array of those.
+  void status_ranges(std::string_view key, std::vector<std::pair<unsigned, unsigned>>& out) {
+    const auto* node = get(key);
+    if (!node) return;
+    std::vector<std::pair<unsigned, unsigned>> ranges;
+    auto one = [&](const toml::node& n) -> bool {
+      unsigned lo = 0, hi = 0;
+      if (const auto* i = n.as_integer()) {
+        if (i->get() < 100 || i->get() > 599) return false;
+        lo = hi = static_cast<unsigned>(i->get());
+      } else if (const auto* s = n.as_string()) {
+        const std::string& text = s->get();
+        const auto dash = text.find('-');
+        auto num = [](std::string_view v, unsigned& o) {
+          auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), o);
+          return ec == std::errc() && p == v.data() + v.size() && o >= 100 && o <= 599;
+        };
+        const std::string_view t(text);
+        const bool parsed = dash == std::string::npos
+                                ? num(t, lo)
+                                : num(t.substr(0, dash), lo) && num(t.substr(dash + 1), hi);
+        if (!parsed) return false;
+        if (dash == std::string::npos) hi = lo;
+        if (hi < lo) return false;
+      } else {
+        return false;
+      }
+      ranges.emplace_back(lo, hi);
+      return true;
+    };
+    bool ok = true;
+    if (const auto* array = node->as_array()) {
+      for (std::size_t i = 0; i < array->size() && ok; ++i) ok = one(*array->get(i));
+      ok = ok && !ranges.empty();
+    } else {
+      ok = one(*node);
+    }
+    if (!ok) {
+      return fail(key, *node,
+                  "expected HTTP statuses like 200, \"200-399\" or [200, \"301-302\"], got " +
+                      describe(*node, false));
+    }
+    out = std::move(ranges);
+  }
+
   // A table of string values ("set = { \"X-From\" = \"proxer\" }"), in file order.
   void string_map(std::string_view key, std::vector<std::pair<std::string, std::string>>& out) {
     const auto* node = get(key);
@@ -537,6 +583,17 @@ void read_gateway(Reader& r, GatewayConfig& c) {
       rs.string_map("add", route.response_headers.add);
       rs.finish();
     }
+    {
+      auto ry = rt.section("retry");
+      ry.count("retries", route.retry.retries);
+      ry.strings("on", route.retry.on);
+      ry.duration("per_try_timeout", route.retry.per_try_timeout);
+      ry.duration("backoff_base", route.retry.backoff_base);
+      ry.duration("backoff_max", route.retry.backoff_max);
+      ry.count("budget_percent", route.retry.budget_percent);
+      ry.count("budget_min", route.retry.budget_min);
+      ry.finish();
+    }
     rt.finish();
     if (route.name.empty()) route.name = "route-" + std::to_string(index);
     c.routes.push_back(std::move(route));  // even when broken: keeps indexes equal to the file's
@@ -558,6 +615,45 @@ void read_gateway(Reader& r, GatewayConfig& c) {
         });
     cl.string("lb", cluster.lb, "round_robin");
     cl.string("hash_key", cluster.hash_key, "client_ip");
+    cl.duration("connect_timeout", cluster.connect_timeout);
+    cl.duration("tls_handshake_timeout", cluster.tls_handshake_timeout);
+    cl.count("max_idle", cluster.max_idle);
+    cl.duration("idle_timeout", cluster.idle_timeout);
+    cl.string("ca", cluster.ca_file, "/etc/ssl/certs/internal-ca.pem");
+    cl.boolean("insecure", cluster.insecure);
+    cl.string("server_name", cluster.server_name, "api.internal");
+    {
+      auto hc = cl.section("health_check");
+      auto& h = cluster.health_check;
+      hc.string("path", h.path, "/healthz");
+      hc.string("method", h.method, "GET");
+      hc.string("host", h.host, "api.internal");
+      hc.duration("interval", h.interval);
+      hc.duration("timeout", h.timeout);
+      hc.status_ranges("expected_status", h.expected_status);
+      hc.count("healthy_threshold", h.healthy_threshold);
+      hc.count("unhealthy_threshold", h.unhealthy_threshold);
+      hc.finish();
+    }
+    {
+      auto od = cl.section("outlier");
+      auto& o = cluster.outlier;
+      od.count("consecutive_5xx", o.consecutive_5xx);
+      od.count("consecutive_connect_failures", o.consecutive_connect_failures);
+      od.duration("base_ejection_time", o.base_ejection_time);
+      od.duration("max_ejection_time", o.max_ejection_time);
+      od.count("max_ejected_percent", o.max_ejected_percent);
+      od.finish();
+    }
+    {
+      auto cb = cl.section("circuit_breaker");
+      auto& b = cluster.circuit_breaker;
+      cb.count("max_connections", b.max_connections);
+      cb.count("max_pending", b.max_pending);
+      cb.count("max_requests", b.max_requests);
+      cb.count("max_retries", b.max_retries);
+      cb.finish();
+    }
     cl.finish();
     c.clusters.push_back(std::move(cluster));
   });

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -197,6 +198,81 @@ bool path_ok(std::string_view p) {
   return !p.empty() && p.front() == '/' && p.find_first_of("?# \t\r\n") == std::string_view::npos;
 }
 
+// Connection pool, upstream TLS, health checks, outlier ejection, breaker of one cluster.
+void check_cluster_policies(Checker& c, const std::string& prefix, const ClusterConfig& cl) {
+  c.duration(prefix + "connect_timeout", cl.connect_timeout);
+  c.duration(prefix + "tls_handshake_timeout", cl.tls_handshake_timeout);
+  c.duration(prefix + "idle_timeout", cl.idle_timeout);
+  c.range(prefix + "max_idle", cl.max_idle, 0, 100'000, false);
+  if (!cl.ca_file.empty()) c.readable_file(prefix + "ca", cl.ca_file);
+  if (!cl.ca_file.empty() && cl.insecure) {
+    c.add(prefix + "insecure", "contradicts ca (insecure skips the verification ca is for)",
+          prefix + "ca");
+  }
+  if (!cl.server_name.empty() && !valid_host(cl.server_name)) {
+    c.add(prefix + "server_name", "expected a host name, got " + quote(cl.server_name));
+  }
+  const auto& h = cl.health_check;
+  const auto hp = prefix + "health_check.";
+  if (h.enabled() && !path_ok(h.path)) {
+    c.add(hp + "path",
+          "must start with '/' and contain no fragment or spaces, got " + quote(h.path));
+  }
+  if (h.method != "GET" && h.method != "HEAD") {
+    c.add(hp + "method", "expected \"GET\" or \"HEAD\", got " + quote(h.method));
+  }
+  if (!h.host.empty() && !valid_host(h.host)) {
+    c.add(hp + "host", "expected a host name, got " + quote(h.host));
+  }
+  c.duration(hp + "interval", h.interval);
+  c.duration(hp + "timeout", h.timeout);
+  c.range(hp + "healthy_threshold", h.healthy_threshold, 1, 1000, false);
+  c.range(hp + "unhealthy_threshold", h.unhealthy_threshold, 1, 1000, false);
+  const auto& o = cl.outlier;
+  const auto op = prefix + "outlier.";
+  c.duration(op + "base_ejection_time", o.base_ejection_time);
+  c.duration(op + "max_ejection_time", o.max_ejection_time);
+  if (o.max_ejection_time < o.base_ejection_time) {
+    c.add(op + "max_ejection_time",
+          "must be at least base_ejection_time (" + format_duration(o.base_ejection_time) + ")",
+          op + "base_ejection_time");
+  }
+  c.range(op + "max_ejected_percent", o.max_ejected_percent, 0, 100, false);
+  const auto& b = cl.circuit_breaker;
+  const auto bp = prefix + "circuit_breaker.";
+  c.range(bp + "max_connections", b.max_connections, 1, 1'000'000, false);
+  c.range(bp + "max_pending", b.max_pending, 1, 1'000'000, false);
+  c.range(bp + "max_requests", b.max_requests, 1, 1'000'000, false);
+  c.range(bp + "max_retries", b.max_retries, 0, 1'000'000, false);
+}
+
+void check_retry(Checker& c, const std::string& prefix, const RetryConfig& r) {
+  c.range(prefix + "retries", r.retries, 0, 10, false);
+  for (const auto& on : r.on) {
+    unsigned code = 0;
+    auto [p, ec] = std::from_chars(on.data(), on.data() + on.size(), code);
+    const bool status =
+        ec == std::errc() && p == on.data() + on.size() && code >= 400 && code <= 599;
+    if (!status && on != "connect_failure" && on != "reset" && on != "timeout" && on != "5xx") {
+      c.add(prefix + "on",
+            "expected \"connect_failure\", \"reset\", \"timeout\", \"5xx\" or a status "
+            "400-599 like \"503\", got " +
+                quote(on));
+    }
+  }
+  if (r.per_try_timeout.count() < 0 || r.per_try_timeout > kMaxDuration) {
+    c.add(prefix + "per_try_timeout", "must be between 0s (the default: the route's timeout) and " +
+                                          format_duration(kMaxDuration));
+  }
+  c.duration(prefix + "backoff_base", r.backoff_base);
+  c.duration(prefix + "backoff_max", r.backoff_max);
+  if (r.backoff_max < r.backoff_base) {
+    c.add(prefix + "backoff_max", "must be at least backoff_base", prefix + "backoff_base");
+  }
+  c.range(prefix + "budget_percent", r.budget_percent, 0, 100, false);
+  c.range(prefix + "budget_min", r.budget_min, 0, 100'000, false);
+}
+
 void check_routes(Checker& c, const GatewayConfig& cfg) {
   std::set<std::string> cluster_names;
   static constexpr std::string_view kLb[] = {"round_robin", "weighted", "least_request",
@@ -217,13 +293,6 @@ void check_routes(Checker& c, const GatewayConfig& cfg) {
       std::string why;
       if (!parse_endpoint(ep, &why)) {
         c.add(path + ".url", why);
-      } else if (!ep.tunnel) {
-        // The direct upstream client (connection pools, upstream TLS) is not built yet: refuse
-        // rather than accept an endpoint that would never be used.
-        c.add(path + ".url",
-              "direct http:// and https:// endpoints are not supported yet; use "
-              "\"tunnel:NAME\" (got " +
-                  quote(ep.url) + ")");
       }
       if (ep.weight < 1 || ep.weight > 1000) {
         c.add(path + ".weight", "must be between 1 and 1000, got " + std::to_string(ep.weight));
@@ -234,6 +303,7 @@ void check_routes(Checker& c, const GatewayConfig& cfg) {
             "expected round_robin, weighted, least_request, random, ip_hash or ring_hash, got " +
                 quote(cl.lb));
     }
+    check_cluster_policies(c, prefix, cl);
     const bool key_ok = cl.hash_key == "client_ip" ||
                         (cl.hash_key.starts_with("header:") && http_token(cl.hash_key.substr(7))) ||
                         (cl.hash_key.starts_with("cookie:") && http_token(cl.hash_key.substr(7)));
@@ -287,6 +357,7 @@ void check_routes(Checker& c, const GatewayConfig& cfg) {
       c.add(prefix + "timeout",
             "must be between 0s (the default) and " + format_duration(kMaxDuration));
     }
+    check_retry(c, prefix + "retry.", r.retry);
   }
 }
 

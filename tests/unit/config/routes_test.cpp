@@ -78,6 +78,102 @@ endpoints = ["tunnel:blue", { url = "tunnel:green", weight = 3 }, "tunnel:app"]
   EXPECT_EQ(cl.endpoints[2].url, "tunnel:app");
 }
 
+TEST(Routes, LoadPolicyKeys) {
+  const auto loaded = load_gateway_toml(R"(
+[[routes]]
+cluster = "api"
+[routes.retry]
+retries = 2
+on = ["connect_failure", "5xx", "429"]
+per_try_timeout = "2s"
+backoff_base = "10ms"
+backoff_max = "1s"
+budget_percent = 50
+budget_min = 1
+
+[clusters.api]
+endpoints = ["http://127.0.0.1:8081", "https://api.internal", "tunnel:app"]
+connect_timeout = "1s"
+tls_handshake_timeout = "3s"
+max_idle = 8
+idle_timeout = "20s"
+insecure = true
+server_name = "api.internal"
+[clusters.api.health_check]
+path = "/healthz"
+method = "HEAD"
+host = "health.local"
+interval = "2s"
+timeout = "500ms"
+expected_status = [200, "300-308"]
+healthy_threshold = 1
+unhealthy_threshold = 2
+[clusters.api.outlier]
+consecutive_5xx = 0
+consecutive_connect_failures = 2
+base_ejection_time = "5s"
+max_ejection_time = "1m"
+max_ejected_percent = 100
+[clusters.api.circuit_breaker]
+max_connections = 10
+max_pending = 20
+max_requests = 30
+max_retries = 0
+)",
+                                        "gw.toml");
+  ASSERT_TRUE(loaded.value) << join(loaded.errors);
+  const auto& r = loaded.value->routes[0].retry;
+  EXPECT_EQ(r.retries, 2u);
+  EXPECT_EQ(r.on, (std::vector<std::string>{"connect_failure", "5xx", "429"}));
+  EXPECT_EQ(r.per_try_timeout, 2s);
+  EXPECT_EQ(r.backoff_base, 10ms);
+  EXPECT_EQ(r.backoff_max, 1s);
+  EXPECT_EQ(r.budget_percent, 50u);
+  EXPECT_EQ(r.budget_min, 1u);
+  const auto& c = loaded.value->clusters[0];
+  EXPECT_EQ(c.connect_timeout, 1s);
+  EXPECT_EQ(c.tls_handshake_timeout, 3s);
+  EXPECT_EQ(c.max_idle, 8u);
+  EXPECT_EQ(c.idle_timeout, 20s);
+  EXPECT_TRUE(c.insecure);
+  EXPECT_EQ(c.server_name, "api.internal");
+  const auto& h = c.health_check;
+  EXPECT_TRUE(h.enabled());
+  EXPECT_EQ(h.path, "/healthz");
+  EXPECT_EQ(h.method, "HEAD");
+  EXPECT_EQ(h.host, "health.local");
+  EXPECT_EQ(h.interval, 2s);
+  EXPECT_EQ(h.timeout, 500ms);
+  EXPECT_EQ(h.expected_status,
+            (std::vector<std::pair<unsigned, unsigned>>{{200, 200}, {300, 308}}));
+  EXPECT_EQ(h.healthy_threshold, 1u);
+  EXPECT_EQ(h.unhealthy_threshold, 2u);
+  const auto& o = c.outlier;
+  EXPECT_EQ(o.consecutive_5xx, 0u);
+  EXPECT_EQ(o.consecutive_connect_failures, 2u);
+  EXPECT_EQ(o.base_ejection_time, 5s);
+  EXPECT_EQ(o.max_ejection_time, 1min);
+  EXPECT_EQ(o.max_ejected_percent, 100u);
+  const auto& b = c.circuit_breaker;
+  EXPECT_EQ(b.max_connections, 10u);
+  EXPECT_EQ(b.max_pending, 20u);
+  EXPECT_EQ(b.max_requests, 30u);
+  EXPECT_EQ(b.max_retries, 0u);
+}
+
+TEST(Routes, PolicyDefaults) {
+  const auto loaded =
+      load_gateway_toml("[clusters.api]\nendpoints = [\"http://127.0.0.1:1\"]\n", "gw.toml");
+  ASSERT_TRUE(loaded.value) << join(loaded.errors);
+  const auto& c = loaded.value->clusters[0];
+  EXPECT_FALSE(c.health_check.enabled());
+  EXPECT_EQ(c.health_check.expected_status,
+            (std::vector<std::pair<unsigned, unsigned>>{{200, 399}}));
+  EXPECT_EQ(c.outlier.consecutive_5xx, 5u);
+  EXPECT_EQ(c.circuit_breaker.max_requests, 1024u);
+  EXPECT_EQ(c.connect_timeout, 5s);
+}
+
 TEST(Routes, ParseEndpoint) {
   EndpointConfig ep{.url = "https://api.internal"};
   std::string err;
@@ -133,8 +229,44 @@ TEST(Routes, EachRuleReportsItsKey) {
       {"[clusters.c]\nhash_key = \"ip\"\nendpoints = [\"http://h:1\"]\n",
        "clusters.c.hash_key: expected \"client_ip\""},
       {"[clusters.c]\nendpont = 1\nendpoints = [\"http://h:1\"]\n", "endpont"},
-      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n",
-       "clusters.c.endpoints[0].url: direct http:// and https:// endpoints are not supported yet"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\ninsecure = true\nca = \"/etc/hostname\"\n",
+       "clusters.c.insecure: contradicts ca"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\nca = \"/nonexistent/ca.pem\"\n",
+       "clusters.c.ca: cannot read"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\nconnect_timeout = \"0s\"\n",
+       "clusters.c.connect_timeout: must be greater than 0"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.health_check]\npath = \"x\"\n",
+       "clusters.c.health_check.path: must start with '/'"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.health_check]\nmethod = \"POST\"\n",
+       "clusters.c.health_check.method: expected \"GET\" or \"HEAD\""},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.health_check]\n"
+       "expected_status = \"300-200\"\n",
+       "clusters.c.health_check.expected_status: expected HTTP statuses"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.health_check]\n"
+       "expected_status = [200, 700]\n",
+       "clusters.c.health_check.expected_status: expected HTTP statuses"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.health_check]\n"
+       "healthy_threshold = 0\n",
+       "clusters.c.health_check.healthy_threshold: must be between 1 and 1000"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.outlier]\n"
+       "base_ejection_time = \"1m\"\nmax_ejection_time = \"10s\"\n",
+       "clusters.c.outlier.max_ejection_time: must be at least base_ejection_time"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.outlier]\n"
+       "max_ejected_percent = 101\n",
+       "clusters.c.outlier.max_ejected_percent: must be between 0 and 100"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.circuit_breaker]\n"
+       "max_requests = 0\n",
+       "clusters.c.circuit_breaker.max_requests: must be between 1"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.circuit_breaker]\nmax_reqs = 1\n",
+       "max_reqs"},
+      {"[[routes]]\ncluster = \"c\"\n[routes.retry]\non = [\"5xx\", \"gateway-error\"]\n" + cluster,
+       "routes[0].retry.on: expected \"connect_failure\""},
+      {"[[routes]]\ncluster = \"c\"\n[routes.retry]\non = [\"302\"]\n" + cluster,
+       "routes[0].retry.on: expected"},
+      {"[[routes]]\ncluster = \"c\"\n[routes.retry]\nretries = 11\n" + cluster,
+       "routes[0].retry.retries: must be between 0 and 10"},
+      {"[[routes]]\ncluster = \"c\"\n[routes.retry]\nbackoff_base = \"1s\"\n" + cluster,
+       "routes[0].retry.backoff_max: must be at least backoff_base"},
   };
   for (const auto& k : cases) {
     const auto loaded = load_gateway_toml(k.toml, "gw.toml");
