@@ -1,0 +1,52 @@
+#pragma once
+// Active health checking, the decision half: what one endpoint's check results mean. The checker
+// (gateway side) sends the probes on its timer and feeds each outcome here; this class only keeps
+// the two runs and the verdict. Pure logic, no clock: a check's outcome is all it needs.
+//
+// Hysteresis: one failed probe must not take an endpoint out of rotation, and one lucky probe
+// must not put a flapping one back, so a verdict changes only after a run of equal outcomes.
+//   - starts healthy, so traffic flows before the first check has finished;
+//   - healthy -> unhealthy after `unhealthy_threshold` failures in a row;
+//   - unhealthy -> healthy after `healthy_threshold` passes in a row;
+//   - a pass ends the run of failures and a failure ends the run of passes;
+//   - record() reports a transition exactly once, on the outcome that causes it.
+// A threshold of 0 is treated as 1 (the config validator should reject 0).
+#include <cstdint>
+
+#include "config/config.h"
+
+namespace proxer::proxy {
+
+class HealthTracker {
+ public:
+  enum class Transition { None, BecameHealthy, BecameUnhealthy };
+
+  explicit HealthTracker(const config::HealthCheckConfig& cfg)
+      : HealthTracker(cfg.healthy_threshold, cfg.unhealthy_threshold) {}
+  HealthTracker(std::uint32_t healthy_threshold, std::uint32_t unhealthy_threshold);
+
+  // One check's outcome (passed: a response head arrived in time with an expected status).
+  Transition record(bool passed);
+
+  bool healthy() const { return healthy_; }
+  std::uint32_t consecutive_passes() const { return passes_; }
+  std::uint32_t consecutive_failures() const { return failures_; }
+  // Transitions since construction (for stats).
+  std::uint64_t became_healthy_total() const { return became_healthy_; }
+  std::uint64_t became_unhealthy_total() const { return became_unhealthy_; }
+
+ private:
+  std::uint32_t healthy_threshold_;
+  std::uint32_t unhealthy_threshold_;
+  bool healthy_ = true;
+  std::uint32_t passes_ = 0;    // current run of passes (saturates)
+  std::uint32_t failures_ = 0;  // current run of failures (saturates)
+  std::uint64_t became_healthy_ = 0;
+  std::uint64_t became_unhealthy_ = 0;
+};
+
+// Whether a check's response status is accepted: inside one of `cfg.expected_status`'s inclusive
+// ranges. An empty list accepts nothing (every check fails); the validator should reject it.
+bool status_expected(unsigned status, const config::HealthCheckConfig& cfg);
+
+}  // namespace proxer::proxy
