@@ -10,8 +10,7 @@
 #include "config/config.h"
 #include "core/asio.h"
 #include "gateway/registry.h"
-#include "proxy/cluster.h"
-#include "proxy/router.h"
+#include "gateway/upstreams.h"
 
 namespace proxer::gateway {
 
@@ -29,8 +28,7 @@ struct Context {
   Context(config::GatewayConfig c, net::any_io_executor ex)
       : cfg(std::move(c)),
         executor(ex),
-        router(cfg.routes),
-        clusters(proxy::build_clusters(cfg.clusters, std::random_device{}())) {}
+        routes(build_route_table(ex, cfg, std::random_device{}())) {}
   const config::GatewayConfig cfg;
   net::any_io_executor executor;  // the gateway's one loop
   std::string public_url;         // base URL printed to agents
@@ -41,15 +39,9 @@ struct Context {
   // Long-poll carrier sessions by id (gateway/poll_carrier.h).
   std::unordered_map<std::string, std::shared_ptr<PollSession>> poll_sessions;
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
-  // Configured routes and their clusters ([[routes]], [clusters.NAME]).
-  proxy::Router router;
-  std::vector<std::unique_ptr<proxy::Cluster>> clusters;
-  proxy::Cluster* cluster(std::string_view name) {
-    for (auto& c : clusters) {
-      if (c->name() == name) return c.get();
-    }
-    return nullptr;
-  }
+  // Configured routes and their clusters ([[routes]], [clusters.NAME]); replaced whole on
+  // reload, while requests keep the table they were routed by.
+  std::shared_ptr<RouteTable> routes;
 };
 
 }  // namespace proxer::gateway

@@ -4,11 +4,16 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <optional>
+#include <variant>
 
 #include "core/log.h"
 #include "gateway/agent_conn.h"
 #include "gateway/poll_carrier.h"
+#include "gateway/upstream.h"
+#include "gateway/upstreams.h"
 #include "http/rules.h"
+#include "proxy/retry.h"
 #include "tunnel/pump.h"
 
 namespace proxer::gateway {
@@ -32,10 +37,6 @@ std::shared_ptr<spdlog::logger> logger() {
   return l;
 }
 
-std::string_view view(std::span<const std::uint8_t> s) {
-  return {reinterpret_cast<const char*>(s.data()), s.size()};
-}
-
 // Outcome of forwarding one request.
 enum class Outcome {
   KeepAlive,  // response complete; the client connection may carry another request
@@ -44,6 +45,75 @@ enum class Outcome {
 };
 
 }  // namespace
+
+// The pieces of one forwarded exchange (this file only; a named namespace because ClientConn,
+// which uses them, is not in an anonymous one).
+namespace fwd {
+
+// Bodies up to this size are kept while they stream, so that a retry can send them again.
+constexpr std::size_t kReplayLimit = 64 * 1024;
+
+// Where one attempt goes: a tunnel (an endpoint of a cluster, or the tunnel of Host/path
+// routing) or a direct endpoint's pool.
+struct Target {
+  std::shared_ptr<Tunnel> tunnel;
+  std::shared_ptr<DirectPool> pool;
+  TunnelStats* stats = nullptr;
+  std::size_t endpoint = 0;  // index in the route's cluster
+  std::string what() const {
+    return tunnel ? "tunnel '" + tunnel->name + "'" : "upstream " + pool->address();
+  }
+};
+
+// Why an attempt failed: what the client is told when it is not retried, and what the retry and
+// outlier rules need to know.
+struct AttemptFailure {
+  unsigned status = 502;
+  std::string code, message;
+  proxy::Failure kind = proxy::Failure::Reset;
+  bool sent = true;  // request bytes may have reached the upstream
+  // Would fail the same way again (a certificate that does not verify): not retried.
+  bool final = false;
+};
+
+// The request body across attempts: streamed from the client by the first attempt that got a
+// connection, and kept (up to kReplayLimit) when a later attempt may have to send it again.
+struct RequestBody {
+  bool present = false;
+  bool read = false;      // consumed from the client
+  bool keep = false;      // copy it while streaming
+  bool complete = false;  // `copy` holds all of it
+  std::string copy;
+  std::uint64_t bytes = 0;  // body bytes read from the client
+  // A later attempt can send the body again (or there is none, or it is still unread).
+  bool replayable() const { return !present || !read || complete; }
+};
+
+struct AttemptResult {
+  enum Kind { Response, Failed, Finished } kind = Failed;
+  Upstream up;
+  AttemptFailure failure;
+  Outcome outcome = Outcome::Close;  // Finished: the client was answered (or is gone)
+};
+
+// A request a configured route matched, across its attempts.
+struct RouteState {
+  const config::RouteConfig& route;
+  std::shared_ptr<RouteTable> table;  // the configuration the request was routed by
+  std::shared_ptr<UpstreamCluster> cluster;
+  std::uint64_t key = 0;  // ip_hash / ring_hash key
+  std::vector<bool> tried;
+  std::optional<proxy::InFlight> in_flight;
+};
+
+}  // namespace fwd
+
+using fwd::AttemptFailure;
+using fwd::AttemptResult;
+using fwd::kReplayLimit;
+using fwd::RequestBody;
+using fwd::RouteState;
+using fwd::Target;
 
 // One public client connection.
 class ClientConn : public std::enable_shared_from_this<ClientConn> {
@@ -81,14 +151,36 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   // connection should close (error already answered, or clean EOF between requests).
   awaitable<std::size_t> read_head(bool first);
   awaitable<Outcome> handle(std::size_t head_len);
-  // Forwards through tunnel `t`; `route` (when a configured route matched) adds its header
-  // changes, timeout and body limit.
-  awaitable<Outcome> forward(std::shared_ptr<Tunnel> t,
-                             bhttp::request_parser<bhttp::buffer_body>& p, std::string rest_target,
-                             const config::RouteConfig* route = nullptr);
+  // Forwards to `to` (the tunnel of Host/path routing, or the first endpoint a route picked).
+  // With a route, its header changes, timeouts and body limit apply, and failed attempts are
+  // retried on other endpoints of its cluster by the route's retry policy.
+  awaitable<Outcome> forward(Target to, bhttp::request_parser<bhttp::buffer_body>& p,
+                             std::string target, RouteState* rs);
+  // One attempt: get a connection or stream, send the request, read the response head.
+  awaitable<AttemptResult> attempt(Target& to, const std::string& head, RequestBody& body,
+                                   bhttp::request_parser<bhttp::buffer_body>& p,
+                                   std::optional<bhttp::response_parser<bhttp::buffer_body>>& rpo,
+                                   std::chrono::milliseconds timeout, std::uint64_t max_body,
+                                   bool head_method);
+  // A stream of the tunnel or a connection of the pool: this client's held one, an idle one, or
+  // a new one (`reuse` false: only a new one).
+  awaitable<std::optional<AttemptFailure>> acquire(Target& to, bool reuse, Upstream& up,
+                                                   bool& reused);
+  // Streams the request body from the client to `up` (keeping a copy when asked), or replays
+  // the copy. Finished when the client was answered or is gone.
+  awaitable<AttemptResult> send_body(Target& to, Upstream& up, RequestBody& body,
+                                     bhttp::request_parser<bhttp::buffer_body>& p,
+                                     std::uint64_t max_body);
   // A request a configured route matched: pick an endpoint of its cluster, then forward.
   awaitable<Outcome> handle_route(const config::RouteConfig& route,
+                                  std::shared_ptr<RouteTable> table,
                                   bhttp::request_parser<bhttp::buffer_body>& p);
+  // The next endpoint for a routed request: in rotation, not tried yet when an untried one
+  // can take it. A failure (503) when none can.
+  std::variant<Target, AttemptFailure> pick(RouteState& rs);
+  // Answers an error for an exchange and counts it.
+  awaitable<Outcome> answer_failure(TunnelStats* stats, Clock::time_point started,
+                                    const AttemptFailure& f, bool has_body);
   awaitable<bool> respond_error(unsigned status, std::string_view code, std::string_view msg,
                                 bool keep_alive);
   awaitable<error_code> read_more();
@@ -100,11 +192,6 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
     timer_.cancel();
   }
 
-  // The stream of this connection's last request, kept while the client is kept alive (as
-  // HAProxy keeps a server connection with its client connection): with many keep-alive
-  // clients, each reuses its own stream instead of all of them competing for the tunnel's
-  // pool, which holds only pool.idle_per_tunnel and would otherwise make the agent open and
-  // close a local connection per request. Returned to the pool when the client goes away.
   awaitable<Outcome> handle_poll(bhttp::request_parser<bhttp::buffer_body>& p);
 
   bool is_agent_websocket(const bhttp::request_header<>& req) const {
@@ -114,28 +201,44 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
            !http::tunnel_from_host(req[bhttp::field::host], ctx_.cfg.domain);
   }
 
-  std::shared_ptr<tunnel::Stream> take_stream(const std::shared_ptr<Tunnel>& t) {
-    if (held_ && held_tunnel_ == t && held_->reusable()) {
+  // The upstream of this connection's last exchange is kept while the client is kept alive (as
+  // HAProxy keeps a server connection with its client connection): with many keep-alive
+  // clients, each reuses its own stream or connection instead of all of them competing for the
+  // pool, which holds only so many idle ones and would otherwise make the agent (or the gateway)
+  // open and close a connection per request. Returned to its pool when the client goes away or
+  // sends to another upstream.
+  Upstream take_held(const Target& to) {
+    const bool same = to.tunnel ? held_.stream() && held_tunnel_ == to.tunnel
+                                : held_.conn() && held_pool_ == to.pool;
+    if (same && held_.reusable()) {
       held_tunnel_.reset();
+      held_pool_.reset();
       return std::move(held_);
     }
     release_held();
-    return take_idle_stream(*t);
+    return {};
   }
   void release_held() {
-    if (held_ && held_tunnel_) {
-      give_back_stream(*held_tunnel_, std::move(held_), ctx_.cfg.pool_idle_per_tunnel);
-    } else if (held_) {
-      held_->reset(proto::ErrorCode::Cancelled);
+    if (held_.stream() && held_tunnel_) {
+      give_back_stream(*held_tunnel_, held_.take_stream(), ctx_.cfg.pool_idle_per_tunnel);
+    } else if (held_.conn() && held_pool_) {
+      held_pool_->give_back(held_.take_conn());
     }
-    held_.reset();
+    held_.discard();
     held_tunnel_.reset();
+    held_pool_.reset();
+  }
+  void hold(Upstream up, const Target& to) {
+    held_ = std::move(up);
+    held_tunnel_ = to.tunnel;
+    held_pool_ = to.pool;
   }
 
   PublicServer& server_;
   Context& ctx_;
-  std::shared_ptr<tunnel::Stream> held_;
+  Upstream held_;
   std::shared_ptr<Tunnel> held_tunnel_;
+  std::shared_ptr<DirectPool> held_pool_;
   tcp::socket sock_;
   net::steady_timer timer_;
   boost::beast::flat_buffer buf_;
@@ -308,7 +411,10 @@ awaitable<Outcome> ClientConn::handle(std::size_t head_len) {
   }
 
   // Configured routes first, in file order; then Host subdomain, then /t/{tunnel}/.
-  if (const auto* route = ctx_.router.match(req)) co_return co_await handle_route(*route, p);
+  auto table = ctx_.routes;  // this request keeps the routes it was matched against
+  if (const auto* route = table->router.match(req)) {
+    co_return co_await handle_route(*route, std::move(table), p);
+  }
   std::optional<std::string> name;
   std::string target;
   auto host = req[bhttp::field::host];
@@ -360,87 +466,489 @@ awaitable<Outcome> ClientConn::handle(std::size_t head_len) {
         "request body larger than " + std::to_string(ctx_.cfg.max_body_bytes) + " bytes", false);
     co_return Outcome::Close;
   }
-  co_return co_await forward(std::move(t), p, std::move(target));
+  Target to;
+  to.tunnel = std::move(t);
+  to.stats = &to.tunnel->stats;
+  co_return co_await forward(std::move(to), p, std::move(target), nullptr);
 }
 
 awaitable<Outcome> ClientConn::handle_route(const config::RouteConfig& route,
+                                            std::shared_ptr<RouteTable> table,
                                             bhttp::request_parser<bhttp::buffer_body>& p) {
   auto& req = p.get();
   const bool has_body = p.chunked() || (p.content_length() && *p.content_length() > 0);
   const bool keep_alive = req.keep_alive() && !has_body;
-  auto* cluster = ctx_.cluster(route.cluster);  // validation guarantees it exists
+  auto cluster = table->cluster(route.cluster);  // validation guarantees it exists
+  auto& policy = cluster->policy();
+  ++policy.stats().requests;
   const auto limit = route.max_body_bytes > 0 ? route.max_body_bytes : ctx_.cfg.max_body_bytes;
   if (p.content_length() && limit > 0 && *p.content_length() > limit) {
     co_await respond_error(413, "body_too_large",
                            "request body larger than " + std::to_string(limit) + " bytes", false);
     co_return Outcome::Close;
   }
-  // Which endpoints can take it: a tunnel with a live agent that is not draining.
-  auto& eps = cluster->endpoints();
-  std::vector<proxy::Candidate> candidates(eps.size());
-  std::vector<std::shared_ptr<Tunnel>> tunnels(eps.size());
-  std::string down;
-  for (std::size_t i = 0; i < eps.size(); ++i) {
-    candidates[i].active = eps[i].active;
-    if (!eps[i].cfg.tunnel) {
-      candidates[i].usable = false;
-      continue;
-    }
-    auto t = ctx_.registry.find(eps[i].cfg.tunnel_name);
-    candidates[i].usable = t && t->type == proto::TunnelType::Http && t->session &&
-                           !t->session->closed() && !t->session->going_away();
-    if (candidates[i].usable) {
-      tunnels[i] = std::move(t);
-    } else {
-      down += (down.empty() ? "" : ", ") + eps[i].cfg.tunnel_name;
-    }
-  }
-  const auto key = proxy::hash64(proxy::hash_key_of(cluster->cfg().hash_key, req, client_ip_));
-  const auto pick = cluster->balancer().pick(candidates, key);
-  if (!pick) {
-    co_await respond_error(503, "no_healthy_endpoint",
-                           "route '" + route.name + "': no endpoint of cluster '" +
-                               cluster->name() +
-                               "' can take the request (tunnels without an agent: " + down + ")",
+  auto request_slot = policy.breaker().try_acquire(proxy::CircuitBreaker::Resource::Requests);
+  if (!request_slot) {
+    ++policy.stats().circuit_open;
+    co_await respond_error(503, "circuit_open",
+                           "cluster '" + cluster->name() + "' is at its limit of " +
+                               std::to_string(policy.cfg().circuit_breaker.max_requests) +
+                               " requests in flight (circuit_breaker.max_requests)",
                            keep_alive);
     co_return keep_alive ? Outcome::KeepAlive : Outcome::Close;
   }
-  proxy::InFlight in_flight(eps[*pick]);
+  ++policy.active_requests;
+  struct Active {
+    proxy::Cluster& c;
+    ~Active() { --c.active_requests; }
+  } active{policy};
+
+  RouteState rs{route, std::move(table), cluster};
+  rs.key = proxy::hash64(proxy::hash_key_of(policy.cfg().hash_key, req, client_ip_));
+  rs.tried.assign(policy.endpoints().size(), false);
+  auto first = pick(rs);
+  if (auto* f = std::get_if<AttemptFailure>(&first)) {
+    ++policy.stats().no_endpoint;
+    co_await respond_error(f->status, f->code, f->message, keep_alive);
+    co_return keep_alive ? Outcome::KeepAlive : Outcome::Close;
+  }
   auto target = proxy::rewrite_target(route, std::string_view(req.target()));
-  co_return co_await forward(std::move(tunnels[*pick]), p, std::move(target), &route);
+  co_return co_await forward(std::move(std::get<Target>(first)), p, std::move(target), &rs);
 }
 
-awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
-                                       bhttp::request_parser<bhttp::buffer_body>& p,
-                                       std::string target, const config::RouteConfig* route) {
+std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
+  auto& policy = rs.cluster->policy();
+  auto& eps = policy.endpoints();
+  const auto now = Clock::now();
+  std::vector<proxy::Candidate> candidates(eps.size());
+  std::vector<std::shared_ptr<Tunnel>> tunnels(eps.size());
+  std::string down, out;
+  bool untried = false;
+  for (std::size_t i = 0; i < eps.size(); ++i) {
+    candidates[i].active = eps[i].active;
+    if (eps[i].cfg.tunnel) {
+      // A tunnel with a live agent that is not leaving.
+      auto t = ctx_.registry.find(eps[i].cfg.tunnel_name);
+      candidates[i].usable = t && t->type == proto::TunnelType::Http && t->session &&
+                             !t->session->closed() && !t->session->going_away();
+      if (candidates[i].usable) {
+        tunnels[i] = std::move(t);
+      } else {
+        down += (down.empty() ? "" : ", ") + eps[i].cfg.tunnel_name;
+      }
+    } else {
+      candidates[i].usable = true;
+    }
+    if (candidates[i].usable && !policy.in_rotation(i, now)) {
+      candidates[i].usable = false;
+      out += (out.empty() ? "" : ", ") + eps[i].cfg.url;
+    }
+    untried = untried || (candidates[i].usable && !rs.tried[i]);
+  }
+  // A retry goes to another endpoint whenever one can take it.
+  if (untried) {
+    for (std::size_t i = 0; i < eps.size(); ++i) {
+      if (rs.tried[i]) candidates[i].usable = false;
+    }
+  }
+  const auto picked = policy.balancer().pick(candidates, rs.key);
+  if (!picked) {
+    AttemptFailure f;
+    f.status = 503;
+    f.kind = proxy::Failure::ConnectFailure;
+    f.sent = false;
+    if (eps.empty()) {
+      f.code = "no_endpoint";
+      f.message = "route '" + rs.route.name + "': cluster '" + policy.name() + "' has no endpoints";
+    } else {
+      f.code = "no_healthy_endpoint";
+      f.message = "route '" + rs.route.name + "': no endpoint of cluster '" + policy.name() +
+                  "' can take the request";
+      if (!down.empty()) f.message += " (tunnels without an agent: " + down + ")";
+      if (!out.empty()) f.message += " (unhealthy or ejected: " + out + ")";
+    }
+    return f;
+  }
+  const auto i = *picked;
+  rs.tried[i] = true;
+  rs.in_flight.reset();
+  rs.in_flight.emplace(eps[i]);
+  Target t;
+  t.endpoint = i;
+  if (eps[i].cfg.tunnel) {
+    t.tunnel = std::move(tunnels[i]);
+    t.stats = &t.tunnel->stats;
+  } else {
+    t.pool = rs.cluster->pool(i);
+    t.stats = &rs.cluster->stats(i);
+  }
+  return t;
+}
+
+awaitable<Outcome> ClientConn::answer_failure(TunnelStats* stats, Clock::time_point started,
+                                              const AttemptFailure& f, bool keep_alive) {
+  if (stats) {
+    ++stats->error_count;
+    stats->last_status = f.status;
+    stats->latency_us_total += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
+  }
+  const bool ka = co_await respond_error(f.status, f.code, f.message, keep_alive);
+  co_return ka ? Outcome::KeepAlive : Outcome::Close;
+}
+
+awaitable<std::optional<AttemptFailure>> ClientConn::acquire(Target& to, bool reuse, Upstream& up,
+                                                             bool& reused) {
+  up = reuse ? take_held(to) : Upstream{};
+  if (!up && reuse) {
+    if (to.tunnel) {
+      if (auto s = take_idle_stream(*to.tunnel)) up = Upstream(std::move(s));
+    } else if (auto c = to.pool->take_idle()) {
+      up = Upstream(std::move(c));
+    }
+  }
+  reused = static_cast<bool>(up);
+  if (up) co_return std::nullopt;
+  AttemptFailure f;
+  f.kind = proxy::Failure::ConnectFailure;
+  f.sent = false;
+  if (to.tunnel) {
+    auto& t = *to.tunnel;
+    if (!t.session || t.session->closed()) {
+      f.code = "agent_unavailable";
+      f.message = "the agent serving tunnel '" + t.name + "' is not connected";
+      co_return f;
+    }
+    auto s = t.session->open_stream({t.name, client_addr_});
+    if (!s) {
+      f.code = "agent_unavailable";
+      f.message = "the agent serving tunnel '" + t.name + "' cannot take more streams";
+      co_return f;
+    }
+    up = Upstream(std::move(s));
+    co_return std::nullopt;
+  }
+  auto r = co_await to.pool->connect();
+  if (!r.ec) {
+    up = Upstream(std::move(r.conn));
+    co_return std::nullopt;
+  }
+  const auto& o = to.pool->options();
+  const auto addr = to.pool->address();
+  if (r.ec == net::error::timed_out) {
+    f.status = 504;
+    f.code = "upstream_timeout";
+    f.message = r.stage == ConnectResult::Stage::Tls
+                    ? "the TLS handshake with upstream " + addr + " did not finish within " +
+                          config::format_duration(o.tls_timeout)
+                    : "upstream " + addr + " did not accept the connection within " +
+                          config::format_duration(o.connect_timeout);
+  } else if (r.stage == ConnectResult::Stage::Tls) {
+    f.code = "upstream_tls";
+    f.final = true;
+    f.message = "the TLS handshake with upstream " + addr + " failed: " + r.ec.message();
+  } else if (r.ec == net::error::connection_refused) {
+    f.code = "upstream_refused";
+    f.message = "upstream " + addr + " refused the connection";
+  } else {
+    f.code = "upstream_unreachable";
+    f.message = "cannot connect to upstream " + addr + ": " + r.ec.message();
+  }
+  co_return f;
+}
+
+awaitable<AttemptResult> ClientConn::send_body(Target& to, Upstream& up, RequestBody& body,
+                                               bhttp::request_parser<bhttp::buffer_body>& p,
+                                               std::uint64_t max_body) {
+  AttemptResult r;
+  r.kind = AttemptResult::Response;  // "sent": the caller goes on to read the response
+  auto upstream_failed = [&](const error_code& ec) {
+    r.kind = AttemptResult::Failed;
+    r.failure.code = to.tunnel ? "agent_unavailable" : "upstream_closed";
+    r.failure.message = (to.tunnel ? "the tunnel failed while sending the body: "
+                                   : to.what() + " failed while the body was sent: ") +
+                        ec.message();
+  };
+  if (body.read) {  // a retry: the whole body was kept
+    if (auto ec = co_await up.write(net::buffer(body.copy))) upstream_failed(ec);
+    co_return r;
+  }
+  body.read = true;
+  auto keep = [&](const void* data, std::size_t n) {
+    if (!body.keep) return;
+    if (body.copy.size() + n > kReplayLimit) {
+      body.keep = false;
+      std::string().swap(body.copy);
+      return;
+    }
+    body.copy.append(static_cast<const char*>(data), n);
+  };
+  auto client_gone = [&]() {
+    r.kind = AttemptResult::Finished;
+    r.outcome = Outcome::Abort;
+    if (to.stats) ++to.stats->error_count;
+  };
+  auto& req = p.get();
+  // Content-Length bytes are copied raw; chunked bodies are validated by the parser and forwarded
+  // raw (chunk framing, extensions and trailers unchanged).
+  if (!p.chunked()) {
+    std::uint64_t left = p.content_length().value_or(0);
+    while (left > 0) {
+      if (buf_.size() == 0) {
+        arm(ctx_.cfg.idle_timeout);
+        auto ec = co_await read_more();
+        disarm();
+        if (ec) {
+          client_gone();
+          co_return r;
+        }
+      }
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf_.size()));
+      keep(buf_.data().data(), n);
+      if (auto ec = co_await up.write(net::buffer(buf_.data().data(), n))) {
+        upstream_failed(ec);
+        co_return r;
+      }
+      buf_.consume(n);
+      left -= n;
+      body.bytes += n;
+    }
+    body.complete = body.keep;
+    co_return r;
+  }
+  // On the heap: an array here would sit in every request's coroutine frame, chunked or not.
+  const auto sink = std::make_unique_for_overwrite<char[]>(kSinkSize);
+  std::uint64_t decoded = 0;
+  while (!p.is_done()) {
+    if (buf_.size() == 0) {
+      arm(ctx_.cfg.idle_timeout);
+      auto ec = co_await read_more();
+      disarm();
+      if (ec) {
+        client_gone();
+        co_return r;
+      }
+    }
+    req.body().data = sink.get();
+    req.body().size = kSinkSize;
+    error_code pec;
+    const std::size_t n = p.put(buf_.data(), pec);
+    if (pec && pec != bhttp::error::need_buffer && pec != bhttp::error::need_more) {
+      r.kind = AttemptResult::Finished;
+      // Named: GCC 12 destroys a temporary in a co_await full-expression twice.
+      const AttemptFailure f{
+          400, "bad_request", "malformed chunked body: " + pec.message(), {}, false};
+      r.outcome = co_await answer_failure(to.stats, Clock::now(), f, false);
+      co_return r;
+    }
+    decoded += kSinkSize - req.body().size;
+    if (max_body > 0 && decoded > max_body) {
+      r.kind = AttemptResult::Finished;
+      // Named: GCC 12 destroys a temporary in a co_await full-expression twice.
+      const AttemptFailure f{413,
+                             "body_too_large",
+                             "request body larger than " + std::to_string(max_body) + " bytes",
+                             {},
+                             false};
+      r.outcome = co_await answer_failure(to.stats, Clock::now(), f, false);
+      co_return r;
+    }
+    if (n > 0) {
+      keep(buf_.data().data(), n);
+      if (auto ec = co_await up.write(net::buffer(buf_.data().data(), n))) {
+        upstream_failed(ec);
+        co_return r;
+      }
+      buf_.consume(n);
+      body.bytes += n;
+    } else if (pec == bhttp::error::need_more && buf_.size() > 0) {
+      // The parser needs more than what is buffered; read more (appends to buf_).
+      arm(ctx_.cfg.idle_timeout);
+      auto ec = co_await read_more();
+      disarm();
+      if (ec) {
+        client_gone();
+        co_return r;
+      }
+    }
+  }
+  body.complete = body.keep;
+  co_return r;
+}
+
+awaitable<AttemptResult> ClientConn::attempt(
+    Target& to, const std::string& head, RequestBody& body,
+    bhttp::request_parser<bhttp::buffer_body>& p,
+    std::optional<bhttp::response_parser<bhttp::buffer_body>>& rpo,
+    std::chrono::milliseconds timeout, std::uint64_t max_body, bool head_method) {
+  AttemptResult r;
+  Upstream& up = r.up;
+  auto failed = [&](unsigned status, std::string code, std::string message, proxy::Failure kind,
+                    bool sent) {
+    up.discard();
+    r.kind = AttemptResult::Failed;
+    r.failure = {status, std::move(code), std::move(message), kind, sent};
+    return std::move(r);
+  };
+  // A pooled stream or connection may have been closed by the other side while idle; that shows
+  // as a write error or as EOF before any response byte. Then the request is sent again once on
+  // a new one, when it can be (no body, or a body still unread or kept whole).
+  bool reused = false;
+  for (bool reuse = true;; reuse = false) {
+    if (auto f = co_await acquire(to, reuse, up, reused)) {
+      r.kind = AttemptResult::Failed;
+      r.failure = std::move(*f);
+      co_return r;
+    }
+    if (auto ec = co_await up.write(net::buffer(head))) {
+      if (reused && body.replayable()) {
+        up.discard();
+        continue;
+      }
+      co_return failed(
+          502, to.tunnel ? "agent_unavailable" : "upstream_closed",
+          (to.tunnel ? "the tunnel stream failed: " : to.what() + " failed: ") + ec.message(),
+          proxy::Failure::Reset, true);
+    }
+    if (body.present) {
+      auto b = co_await send_body(to, up, body, p, max_body);
+      if (b.kind != AttemptResult::Response) {
+        up.discard();
+        b.failure.kind = proxy::Failure::Reset;
+        b.failure.sent = true;
+        co_return b;
+      }
+    }
+
+    // Response head, parsed in place from the upstream's receive buffer, under the deadline.
+    // The timer's handler holds its own reference to the upstream and a flag shared with this
+    // frame: it may run after this frame moved on.
+    auto fired = std::make_shared<bool>(false);
+    net::steady_timer deadline(sock_.get_executor());
+    deadline.expires_after(timeout);
+    deadline.async_wait([fired, abort = up.aborter()](error_code ec) {
+      if (ec || *fired) return;
+      *fired = true;
+      abort();
+    });
+    struct Disarm {
+      net::steady_timer& t;
+      std::shared_ptr<bool>& fired;
+      ~Disarm() { t.cancel(); }
+    } disarm_deadline{deadline, fired};
+
+    bool stale = false;
+    for (;;) {
+      // 1xx responses (other than 101) are relayed and followed by the real one.
+      std::size_t head_len = 0;
+      for (;;) {
+        const auto data = up.peek_all();
+        if (auto e = http::find_head_end(data); e != std::string_view::npos) {
+          head_len = e;
+          break;
+        }
+        if (data.size() > kMaxResponseHead) {
+          co_return failed(502, "bad_response", to.what() + " sent an oversized response header",
+                           proxy::Failure::Reset, true);
+        }
+        if (auto ec = co_await up.wait_more(data.size())) {
+          if (*fired) {
+            co_return failed(
+                504, "timeout",
+                to.what() + " did not answer within " + config::format_duration(timeout),
+                proxy::Failure::Timeout, true);
+          }
+          if (auto* s = up.stream()) {
+            const auto code = s->reset_code();
+            if (ec == net::error::connection_reset && code == proto::ErrorCode::ConnectRefused) {
+              co_return failed(502, "local_refused",
+                               "the local service of tunnel '" + to.tunnel->name +
+                                   "' refused the connection (is it running?)",
+                               proxy::Failure::ConnectFailure, false);
+            }
+            if (ec == net::error::connection_reset && code == proto::ErrorCode::ConnectTimeout) {
+              co_return failed(502, "local_unreachable",
+                               "the local service of tunnel '" + to.tunnel->name +
+                                   "' did not accept the connection in time",
+                               proxy::Failure::ConnectFailure, false);
+            }
+            if (ec == net::error::connection_aborted) {
+              co_return failed(502, "agent_disconnected",
+                               "the agent serving tunnel '" + to.tunnel->name +
+                                   "' disconnected before the response",
+                               proxy::Failure::Reset, true);
+            }
+          }
+          if (reused && data.empty() && body.replayable()) {
+            stale = true;
+            break;
+          }
+          co_return failed(502, to.tunnel ? "local_closed" : "upstream_closed",
+                           (to.tunnel ? "the local service of " + to.what() : to.what()) +
+                               " closed the connection without a response",
+                           proxy::Failure::Reset, true);
+        }
+      }
+      if (stale) break;
+      const auto rhead = up.peek_all().substr(0, head_len);
+      if (auto bad = http::check_response_head(rhead)) {
+        co_return failed(502, "bad_response", "malformed response from " + to.what() + ": " + *bad,
+                         proxy::Failure::Reset, true);
+      }
+      auto& rp = rpo.emplace();
+      rp.header_limit(static_cast<std::uint32_t>(kMaxResponseHead) + 1);
+      rp.body_limit(boost::none);
+      rp.eager(false);
+      if (head_method) rp.skip(true);
+      error_code pec;
+      rp.put(net::buffer(rhead.data(), rhead.size()), pec);
+      if (pec || !rp.is_header_done()) {
+        co_return failed(502, "bad_response",
+                         "malformed response from " + to.what() + ": " +
+                             (pec ? pec.message() : std::string("incomplete head")),
+                         proxy::Failure::Reset, true);
+      }
+      up.consume(head_len);
+      const unsigned status = rp.get().result_int();
+      if (status >= 100 && status < 200 && status != 101) {
+        scratch_.clear();
+        http::serialize_response_head(rp.get().base(), scratch_);
+        auto [ec2, n2] = co_await net::async_write(sock_, net::buffer(scratch_), use_nothrow);
+        if (ec2) {
+          up.discard();
+          r.kind = AttemptResult::Finished;
+          r.outcome = Outcome::Abort;
+          co_return r;
+        }
+        continue;
+      }
+      r.kind = AttemptResult::Response;
+      co_return r;
+    }
+    up.discard();  // stale: once more on a new stream or connection
+  }
+}
+
+awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::buffer_body>& p,
+                                       std::string target, RouteState* rs) {
   auto& req = p.get();
   const auto started = Clock::now();
+  const config::RouteConfig* route = rs ? &rs->route : nullptr;
   const auto request_timeout =
       route && route->timeout.count() > 0 ? route->timeout : ctx_.cfg.request_timeout;
   const auto max_body =
       route && route->max_body_bytes > 0 ? route->max_body_bytes : ctx_.cfg.max_body_bytes;
   const bool chunked_req = p.chunked();
-  const std::uint64_t req_len = p.content_length().value_or(0);
-  const bool has_body = chunked_req || req_len > 0;
+  const bool has_body = chunked_req || p.content_length().value_or(0) > 0;
   const bool upgrade = http::is_upgrade(req);
   const bool head_method = req.method() == bhttp::verb::head;
+  const auto method = req.method();
   bool client_keep_alive = http::wants_keep_alive(req) && !ctx_.draining;
-  auto& stats = t->stats;
-  ++stats.request_count;
   ++ctx_.stats.requests_active;
   struct ActiveGuard {
     Context& c;
     ~ActiveGuard() { --c.stats.requests_active; }
   } guard{ctx_};
-
-  auto fail = [&](unsigned status, std::string_view code, std::string msg) -> awaitable<Outcome> {
-    ++stats.error_count;
-    stats.last_status = status;
-    stats.latency_us_total += static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
-    const bool ka = co_await respond_error(status, code, msg, client_keep_alive && !has_body);
-    co_return ka ? Outcome::KeepAlive : Outcome::Close;
-  };
 
   // Build the upstream head once.
   const std::string host(req[bhttp::field::host]);
@@ -453,7 +961,6 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
   if (chunked_req) req.set(bhttp::field::transfer_encoding, "chunked");
   std::string head;
   http::serialize_request_head(req, head);
-  stats.bytes_in += head.size();
 
   if (expect_continue) {
     static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -461,255 +968,138 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
     if (ec) co_return Outcome::Abort;
   }
 
-  // Acquire a stream: a pooled idle one, else a new one. A pooled stream whose local
-  // connection was closed meanwhile fails before any response byte; then a request without a
-  // body is retried once on a fresh stream.
-  std::shared_ptr<tunnel::Stream> stream;
-  bool reused = false;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    stream = attempt == 0 ? take_stream(t) : nullptr;
-    reused = stream != nullptr;
-    if (!stream) {
-      if (!t->session || t->session->closed()) {
-        co_return co_await fail(502, "agent_unavailable",
-                                "the agent serving tunnel '" + t->name + "' is not connected");
-      }
-      stream = t->session->open_stream({t->name, client_addr_});
-      if (!stream) {
-        co_return co_await fail(
-            502, "agent_unavailable",
-            "the agent serving tunnel '" + t->name + "' cannot take more streams");
-      }
-    }
-    if (auto ec = co_await stream->write(net::buffer(head))) {
-      stream->reset(proto::ErrorCode::Cancelled);
-      if (reused && !has_body) continue;
-      co_return co_await fail(502, "agent_unavailable",
-                              "the tunnel stream failed: " + ec.message());
-    }
-    if (!reused || has_body) break;
-    // Reused, bodiless: wait for the first response byte to know the stream is good.
-    break;
-  }
-
-  // Request body: Content-Length bytes copied raw; chunked bodies validated by the parser and
-  // forwarded raw (chunk framing, extensions and trailers unchanged).
-  std::uint64_t body_sent = 0;
-  if (req_len > 0) {
-    std::uint64_t left = req_len;
-    while (left > 0) {
-      if (buf_.size() == 0) {
-        arm(ctx_.cfg.idle_timeout);
-        auto ec = co_await read_more();
-        disarm();
-        if (ec) {
-          stream->reset(proto::ErrorCode::Cancelled);
-          ++stats.error_count;
-          co_return Outcome::Abort;
-        }
-      }
-      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf_.size()));
-      if (auto ec = co_await stream->write(net::buffer(buf_.data().data(), n))) {
-        stream->reset(proto::ErrorCode::Cancelled);
-        co_return co_await fail(502, "agent_unavailable",
-                                "the tunnel failed while sending the body: " + ec.message());
-      }
-      buf_.consume(n);
-      left -= n;
-      body_sent += n;
-    }
-  } else if (chunked_req) {
-    // On the heap: an array here would sit in every request's coroutine frame, chunked or not.
-    const auto sink = std::make_unique_for_overwrite<char[]>(kSinkSize);
-    while (!p.is_done()) {
-      if (buf_.size() == 0) {
-        arm(ctx_.cfg.idle_timeout);
-        auto ec = co_await read_more();
-        disarm();
-        if (ec) {
-          stream->reset(proto::ErrorCode::Cancelled);
-          co_return Outcome::Abort;
-        }
-      }
-      req.body().data = sink.get();
-      req.body().size = kSinkSize;
-      error_code pec;
-      const std::size_t n = p.put(buf_.data(), pec);
-      if (pec && pec != bhttp::error::need_buffer && pec != bhttp::error::need_more) {
-        stream->reset(proto::ErrorCode::Cancelled);
-        co_return co_await fail(400, "bad_request", "malformed chunked body: " + pec.message());
-      }
-      body_sent += kSinkSize - req.body().size;
-      if (max_body > 0 && body_sent > max_body) {
-        stream->reset(proto::ErrorCode::Cancelled);
-        co_return co_await fail(413, "body_too_large",
-                                "request body larger than " + std::to_string(max_body) + " bytes");
-      }
-      if (n > 0) {
-        if (auto ec = co_await stream->write(net::buffer(buf_.data().data(), n))) {
-          stream->reset(proto::ErrorCode::Cancelled);
-          co_return co_await fail(502, "agent_unavailable",
-                                  "the tunnel failed while sending the body: " + ec.message());
-        }
-        buf_.consume(n);
-      } else if (pec == bhttp::error::need_more && buf_.size() > 0) {
-        // The parser needs more than what is buffered; read more (appends to buf_).
-        arm(ctx_.cfg.idle_timeout);
-        auto ec = co_await read_more();
-        disarm();
-        if (ec) {
-          stream->reset(proto::ErrorCode::Cancelled);
-          co_return Outcome::Abort;
-        }
-      }
-    }
-  }
-  stats.bytes_in += body_sent;
-
-  // Response head, parsed in place from the stream's receive queue, under the request timeout.
-  // The state is shared with the timer handler, which may run after this frame is gone or
-  // after the deadline was disarmed: 0 armed, 1 fired, 2 disarmed.
-  auto deadline_state = std::make_shared<int>(2);
-  net::steady_timer deadline(sock_.get_executor());
-  auto arm_deadline = [&]() {
-    *deadline_state = 2;
-    deadline_state = std::make_shared<int>(0);
-    deadline.expires_after(request_timeout);
-    deadline.async_wait([st = deadline_state, s = stream](error_code ec) {
-      if (ec || *st != 0) return;
-      *st = 1;
-      s->abort();
-    });
-  };
-  auto disarm_deadline = [&]() {
-    if (*deadline_state == 0) *deadline_state = 2;
-    deadline.cancel();
-  };
-  auto timed_out = [&]() { return *deadline_state == 1; };
-  arm_deadline();
-  struct DeadlineGuard {
-    std::shared_ptr<int>& state;
-    net::steady_timer& t;
-    ~DeadlineGuard() {
-      if (*state == 0) *state = 2;
-      t.cancel();
-    }
-  } deadline_guard{deadline_state, deadline};
+  std::optional<proxy::RetryPolicy> retry;
+  if (rs) retry.emplace(route->retry);
+  RequestBody body;
+  body.present = has_body;
+  body.keep = has_body && retry && retry->retries() > 0 && proxy::idempotent(method);
 
   std::optional<bhttp::response_parser<bhttp::buffer_body>> rpo;
-  std::size_t rhead_len = 0;
-  for (;;) {
-    // 1xx responses (other than 101) are relayed and followed by the real one.
-    std::size_t have = 0;
-    for (;;) {
-      auto data = view(stream->peek_all());
-      if (auto e = http::find_head_end(data); e != std::string_view::npos) {
-        rhead_len = e;
-        break;
-      }
-      if (data.size() > kMaxResponseHead) {
-        stream->reset(proto::ErrorCode::Cancelled);
-        co_return co_await fail(502, "bad_response", "the local service sent an oversized header");
-      }
-      have = data.size();
-      if (auto ec = co_await stream->wait_more(have)) {
-        if (timed_out()) {
-          co_return co_await fail(504, "timeout",
-                                  "the local service did not answer within " +
-                                      std::to_string(request_timeout.count()) + " ms");
-        }
-        const auto code = stream->reset_code();
-        stream->reset(proto::ErrorCode::Cancelled);
-        if (ec == net::error::connection_reset && code == proto::ErrorCode::ConnectRefused) {
-          co_return co_await fail(502, "local_refused",
-                                  "the local service of tunnel '" + t->name +
-                                      "' refused the connection (is it running?)");
-        }
-        if (ec == net::error::connection_reset && code == proto::ErrorCode::ConnectTimeout) {
-          co_return co_await fail(502, "local_unreachable",
-                                  "the local service of tunnel '" + t->name +
-                                      "' did not accept the connection in time");
-        }
-        if (ec == net::error::connection_aborted) {
-          co_return co_await fail(
-              502, "agent_disconnected",
-              "the agent serving tunnel '" + t->name + "' disconnected before the response");
-        }
-        if (reused && have == 0 && !has_body) {
-          // Stale pooled stream: the local service closed its keep-alive connection.
-          // Retry once on a fresh stream.
-          stream = t->session && !t->session->closed()
-                       ? t->session->open_stream({t->name, client_addr_})
-                       : nullptr;
-          reused = false;
-          if (stream && !co_await stream->write(net::buffer(head))) {
-            disarm_deadline();
-            arm_deadline();
-            continue;
-          }
-        }
-        co_return co_await fail(502, "local_closed",
-                                "the local service of tunnel '" + t->name +
-                                    "' closed the connection without a response");
+  AttemptResult r;
+  std::optional<proxy::CircuitBreaker::Token> retry_slot;
+  std::mt19937_64* rng = nullptr;
+  std::mt19937_64 local_rng;
+  std::uint32_t attempts = 0;
+  for (std::uint32_t n = 1;; ++n) {
+    attempts = n;
+    if (to.stats) {
+      ++to.stats->request_count;
+      to.stats->bytes_in += head.size();
+    }
+    // The route's timeout bounds the whole request; per_try_timeout each attempt.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        started + request_timeout - Clock::now());
+    auto timeout = left;
+    if (route && route->retry.per_try_timeout.count() > 0) {
+      timeout = std::min(timeout, route->retry.per_try_timeout);
+    }
+    if (timeout.count() <= 0) {
+      r = {};
+      r.failure = {504, "timeout",
+                   to.what() + " did not answer within " + config::format_duration(request_timeout),
+                   proxy::Failure::Timeout, true};
+    } else {
+      r = co_await attempt(to, head, body, p, rpo, timeout, max_body, head_method);
+    }
+    if (r.kind == AttemptResult::Finished) co_return r.outcome;
+    if (to.stats && r.kind == AttemptResult::Response) to.stats->bytes_in += body.bytes;
+    const unsigned status = r.kind == AttemptResult::Response ? rpo->get().result_int() : 0;
+    if (rs) {
+      using R = proxy::OutlierDetector::Result;
+      auto& policy = rs->cluster->policy();
+      const auto result = r.kind == AttemptResult::Failed ? R::ConnectFailure
+                          : status >= 500                 ? R::Http5xx
+                                                          : R::Success;
+      if (policy.outlier().record(to.endpoint, result, Clock::now())) {
+        logger()->warn("cluster '{}': endpoint {} ejected ({} in a row; ejected {} times)",
+                       policy.name(), policy.endpoints()[to.endpoint].cfg.url,
+                       result == R::Http5xx ? "5xx responses" : "connection failures",
+                       policy.outlier().times_ejected(to.endpoint, Clock::now()));
       }
     }
-    const auto rhead = view(stream->peek_all()).substr(0, rhead_len);
-    if (auto bad = http::check_response_head(rhead)) {
-      stream->reset(proto::ErrorCode::Cancelled);
-      co_return co_await fail(502, "bad_response",
-                              "malformed response from the local service: " + *bad);
+    if (!rs) break;
+    // Retry? Only what the route's policy lists, only when safe, within the budget and the
+    // breaker's max_retries, and (when there is one) on another endpoint.
+    proxy::Attempt a;
+    a.failure = r.kind == AttemptResult::Response ? proxy::Failure::Status : r.failure.kind;
+    a.status = status;
+    a.request_sent = r.kind == AttemptResult::Response || r.failure.sent;
+    a.body_replayable = body.replayable();
+    a.method = method;
+    a.attempt_number = n;
+    if (r.kind == AttemptResult::Failed && r.failure.final) break;
+    if (!retry->should_retry(a)) break;
+    auto& policy = rs->cluster->policy();
+    if (!proxy::RetryBudget(route->retry).allow(policy.active_requests, policy.active_retries)) {
+      ++policy.stats().retry_budget_spent;
+      break;
     }
-    auto& rp = rpo.emplace();
-    rp.header_limit(static_cast<std::uint32_t>(kMaxResponseHead) + 1);
-    rp.body_limit(boost::none);
-    rp.eager(false);
-    if (head_method) rp.skip(true);
-    error_code pec;
-    rp.put(net::buffer(rhead.data(), rhead.size()), pec);
-    if (pec || !rp.is_header_done()) {
-      stream->reset(proto::ErrorCode::Cancelled);
-      co_return co_await fail(502, "bad_response",
-                              "malformed response from the local service: " +
-                                  (pec ? pec.message() : std::string("incomplete head")));
+    auto slot = policy.breaker().try_acquire(proxy::CircuitBreaker::Resource::Retries);
+    if (!slot) break;
+    auto next = pick(*rs);
+    if (std::holds_alternative<AttemptFailure>(next)) break;
+    r.up.discard();
+    rpo.reset();
+    ++policy.stats().retries;
+    if (!retry_slot) ++policy.active_retries;
+    retry_slot = std::move(slot);
+    if (!rng) {
+      local_rng.seed(std::random_device{}());
+      rng = &local_rng;
     }
-    stream->consume(rhead_len);
-    const unsigned status = rp.get().result_int();
-    if (status >= 100 && status < 200 && status != 101) {
-      scratch_.clear();
-      http::serialize_response_head(rp.get().base(), scratch_);
-      auto [ec2, n2] = co_await net::async_write(sock_, net::buffer(scratch_), use_nothrow);
-      if (ec2) {
-        stream->reset(proto::ErrorCode::Cancelled);
-        co_return Outcome::Abort;
-      }
-      continue;
-    }
-    break;
+    net::steady_timer backoff(sock_.get_executor());
+    backoff.expires_after(retry->backoff(n - 1, *rng));
+    co_await backoff.async_wait(use_nothrow);
+    logger()->debug("route '{}': attempt {} to {} failed ({}); retrying on {}", route->name, n,
+                    to.what(),
+                    a.failure == proxy::Failure::Status ? std::to_string(status) : r.failure.code,
+                    std::get<Target>(next).what());
+    to = std::move(std::get<Target>(next));
   }
-  disarm_deadline();
+  if (retry_slot) --rs->cluster->policy().active_retries;
 
+  if (r.kind == AttemptResult::Failed) {
+    auto f = std::move(r.failure);
+    if (rs) {
+      auto& st = rs->cluster->policy().stats();
+      if (f.status == 504) ++st.timeouts;
+      if (f.status == 502) ++st.upstream_errors;
+    }
+    if (attempts > 1) {
+      f.message = std::to_string(attempts) + " attempts failed; the last: " + f.message;
+      f.status = 502;
+      f.code = "retries_exhausted";
+    }
+    co_return co_await answer_failure(to.stats, started, f, client_keep_alive && !has_body);
+  }
+  auto& up = r.up;
+  TunnelStats unused_stats;  // Host/path routing always has a tunnel's; this keeps the code flat
+  auto& stats = to.stats ? *to.stats : unused_stats;
   auto& rp = *rpo;
   auto& res = rp.get();
   const unsigned status = res.result_int();
   stats.last_status = status;
   if (status >= 500) ++stats.error_count;
 
-  // 101: the connection becomes a two-way pipe between the client and the stream.
+  // 101: the connection becomes a two-way pipe between the client and the upstream.
   if (status == 101 && upgrade) {
     scratch_.clear();
     http::strip_hop_by_hop(res, true);
     http::serialize_response_head(res, scratch_);
     auto [ec, n] = co_await net::async_write(sock_, net::buffer(scratch_), use_nothrow);
     if (ec) {
-      stream->reset(proto::ErrorCode::Cancelled);
+      up.discard();
       co_return Outcome::Abort;
     }
     stats.bytes_out += n;
     if (buf_.size() > 0) {  // bytes the client sent after its upgrade request
-      if (co_await stream->write(buf_.data())) co_return Outcome::Abort;
+      if (co_await up.write(buf_.data())) co_return Outcome::Abort;
       buf_.consume(buf_.size());
     }
-    auto result = co_await tunnel::pump(stream, std::move(sock_), ctx_.cfg.idle_timeout);
+    auto result =
+        up.stream()
+            ? co_await tunnel::pump(up.take_stream(), std::move(sock_), ctx_.cfg.idle_timeout)
+            : co_await pump_direct(up.take_conn(), std::move(sock_), ctx_.cfg.idle_timeout);
     stats.bytes_in += result.to_stream;
     stats.bytes_out += result.to_socket;
     co_return Outcome::Abort;  // socket moved into the pump and closed there
@@ -754,18 +1144,18 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
     std::uint64_t left = *res_len;
     if (left == 0 && co_await send({})) body_ok = false;
     while (left > 0 && body_ok) {
-      auto ec = co_await stream->wait_readable();
+      auto ec = co_await up.wait_readable();
       if (ec) {
         body_ok = false;
         break;
       }
-      auto data = view(stream->peek());
+      auto data = up.peek();
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, data.size()));
       if (co_await send(data.substr(0, n))) {
         body_ok = false;
         break;
       }
-      stream->consume(n);
+      up.consume(n);
       left -= n;
     }
   } else if (chunked_res) {
@@ -773,10 +1163,10 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
     const auto sink = std::make_unique_for_overwrite<char[]>(kSinkSize);
     bool need_all = false;  // the parser needs bytes beyond the front chunk
     while (!rp.is_done() && body_ok) {
-      auto data = view(need_all ? stream->peek_all() : stream->peek());
+      auto data = need_all ? up.peek_all() : up.peek();
       need_all = false;
       if (data.empty()) {
-        if (co_await stream->wait_readable()) {
+        if (co_await up.wait_readable()) {
           body_ok = false;
           break;
         }
@@ -795,11 +1185,11 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
           body_ok = false;
           break;
         }
-        stream->consume(n);
+        up.consume(n);
       } else if (pec == bhttp::error::need_more) {
-        if (stream->buffered() > data.size()) {
+        if (up.buffered() > data.size()) {
           need_all = true;
-        } else if (co_await stream->wait_more(data.size())) {
+        } else if (co_await up.wait_more(data.size())) {
           body_ok = false;
           break;
         }
@@ -807,7 +1197,7 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
     }
   } else {  // until close
     for (;;) {
-      auto ec = co_await stream->wait_readable();
+      auto ec = co_await up.wait_readable();
       if (ec == net::error::eof) {
         if (!head_sent && co_await send({})) body_ok = false;
         break;
@@ -816,12 +1206,12 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
         body_ok = false;
         break;
       }
-      auto data = view(stream->peek());
+      auto data = up.peek();
       if (co_await send(data)) {
         body_ok = false;
         break;
       }
-      stream->consume(data.size());
+      up.consume(data.size());
     }
   }
 
@@ -829,20 +1219,28 @@ awaitable<Outcome> ClientConn::forward(std::shared_ptr<Tunnel> t,
   stats.latency_us_total += static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
   if (!body_ok) {
-    stream->reset(proto::ErrorCode::Cancelled);
+    up.discard();
     if (!head_sent) {
-      co_return co_await fail(502, "agent_disconnected",
-                              "the tunnel failed before the response was complete");
+      // Named: GCC 12 destroys a temporary in a co_await full-expression twice.
+      const AttemptFailure f{502,
+                             to.tunnel ? "agent_disconnected" : "upstream_closed",
+                             to.what() + " failed before the response was complete",
+                             {},
+                             true};
+      co_return co_await answer_failure(&stats, started, f, client_keep_alive && !has_body);
     }
     co_return Outcome::Abort;
   }
   if (upstream_keep_alive && !until_close && client_keep_alive) {
-    held_ = std::move(stream);  // this client's next request to `t` reuses it first
-    held_tunnel_ = std::move(t);
+    hold(std::move(up), to);  // this client's next request to the same upstream reuses it first
   } else if (upstream_keep_alive && !until_close) {
-    give_back_stream(*t, std::move(stream), ctx_.cfg.pool_idle_per_tunnel);
+    if (to.tunnel) {
+      give_back_stream(*to.tunnel, up.take_stream(), ctx_.cfg.pool_idle_per_tunnel);
+    } else {
+      to.pool->give_back(up.take_conn());
+    }
   } else {
-    stream->reset(proto::ErrorCode::Cancelled);
+    up.discard();
   }
   co_return client_keep_alive ? Outcome::KeepAlive : Outcome::Close;
 }

@@ -14,20 +14,14 @@ std::vector<Balancer::Endpoint> balancer_endpoints(const config::ClusterConfig& 
 
 Cluster::Cluster(config::ClusterConfig cfg, std::uint64_t seed)
     : cfg_(std::move(cfg)),
-      balancer_(parse_lb(cfg_.lb).value_or(Lb::RoundRobin), balancer_endpoints(cfg_), seed) {
+      balancer_(parse_lb(cfg_.lb).value_or(Lb::RoundRobin), balancer_endpoints(cfg_), seed),
+      outlier_(cfg_.outlier, cfg_.endpoints.size()),
+      breaker_(cfg_.circuit_breaker) {
+  endpoints_.reserve(cfg_.endpoints.size());
   for (const auto& e : cfg_.endpoints) {
-    EndpointState s;
-    s.cfg = e;
-    config::parse_endpoint(s.cfg, nullptr);
-    endpoints_.push_back(std::move(s));
+    endpoints_.emplace_back(e, cfg_.health_check);
+    config::parse_endpoint(endpoints_.back().cfg, nullptr);
   }
-}
-
-std::vector<std::unique_ptr<Cluster>> build_clusters(const std::vector<config::ClusterConfig>& cfg,
-                                                     std::uint64_t seed) {
-  std::vector<std::unique_ptr<Cluster>> out;
-  for (const auto& c : cfg) out.push_back(std::make_unique<Cluster>(c, seed++));
-  return out;
 }
 
 }  // namespace proxer::proxy

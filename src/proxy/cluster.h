@@ -1,32 +1,72 @@
 #pragma once
-// A cluster at run time: its configuration, its balancer, and the requests in flight per
-// endpoint (least_request reads them). Single-threaded: owned by the gateway's executor.
+// A cluster at run time: its configuration, its balancer, and the policy state the forwarder
+// consults and feeds: requests in flight per endpoint (least_request reads them), active health
+// verdicts, passive outlier ejection, the circuit breaker and the retry budget's counters.
+// Single-threaded: owned by the gateway's executor. Not movable (the breaker hands out tokens
+// that point at it): keep it where it was built.
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "proxy/balancer.h"
+#include "proxy/breaker.h"
+#include "proxy/health.h"
+#include "proxy/outlier.h"
 
 namespace proxer::proxy {
 
 struct EndpointState {
+  EndpointState(const config::EndpointConfig& c, const config::HealthCheckConfig& hc)
+      : cfg(c), health(hc) {}
   config::EndpointConfig cfg;  // parsed (parse_endpoint)
   std::uint32_t active = 0;    // requests in flight
+  HealthTracker health;        // active checks' verdict (healthy while checks are off)
+};
+
+// Counters of a cluster, for the admin API and metrics.
+struct ClusterStats {
+  std::uint64_t requests = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t no_endpoint = 0;         // 503: no endpoint could take a request
+  std::uint64_t circuit_open = 0;        // 503: a breaker limit refused a request
+  std::uint64_t retry_budget_spent = 0;  // retries not made because the budget was used up
+  std::uint64_t timeouts = 0;            // 504
+  std::uint64_t upstream_errors = 0;     // 502 answered by the gateway
 };
 
 class Cluster {
  public:
+  using TimePoint = std::chrono::steady_clock::time_point;
   Cluster(config::ClusterConfig cfg, std::uint64_t seed);
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
   const config::ClusterConfig& cfg() const { return cfg_; }
   const std::string& name() const { return cfg_.name; }
   std::vector<EndpointState>& endpoints() { return endpoints_; }
   Balancer& balancer() { return balancer_; }
+  OutlierDetector& outlier() { return outlier_; }
+  CircuitBreaker& breaker() { return breaker_; }
+  ClusterStats& stats() { return stats_; }
+
+  // Whether endpoint `i` may get traffic now as far as health is concerned: not ejected by the
+  // outlier detector, and healthy by the active checks (when configured).
+  bool in_rotation(std::size_t i, TimePoint now) {
+    return endpoints_[i].health.healthy() && !outlier_.ejected(i, now);
+  }
+
+  std::uint64_t active_requests = 0;  // requests in flight (the retry budget's base)
+  std::uint64_t active_retries = 0;   // retries in flight
 
  private:
   config::ClusterConfig cfg_;
   std::vector<EndpointState> endpoints_;
   Balancer balancer_;
+  OutlierDetector outlier_;
+  CircuitBreaker breaker_;
+  ClusterStats stats_;
 };
 
 // Counts a request in flight on an endpoint for as long as it lives.
@@ -40,9 +80,5 @@ class InFlight {
  private:
   EndpointState* ep_;
 };
-
-// One Cluster per configured cluster, in configuration order; seeds differ per cluster.
-std::vector<std::unique_ptr<Cluster>> build_clusters(const std::vector<config::ClusterConfig>& cfg,
-                                                     std::uint64_t seed);
 
 }  // namespace proxer::proxy

@@ -45,8 +45,9 @@ class Stream {
   awaitable<std::pair<error_code, std::size_t>> read_some(net::mutable_buffer buf);
   // Writes all of `bufs` (gather write).
   awaitable<std::pair<error_code, std::size_t>> write(std::span<const net::const_buffer> bufs);
+  // A coroutine (not a plain forwarder): the span must point into this frame's copy of `buf`.
   awaitable<std::pair<error_code, std::size_t>> write(net::const_buffer buf) {
-    return write(std::span<const net::const_buffer>(&buf, 1));
+    co_return co_await write(std::span<const net::const_buffer>(&buf, 1));
   }
   // Half-close of the sending direction (TCP shutdown(SHUT_WR); TLS close_notify is not sent).
   void shutdown_send();

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A real HTTP/1.1 backend for the integration tests, run as its own process.
 
-    python3 backend.py PORT        (PORT 0 picks a free port)
+    python3 backend.py PORT [--tls CERT KEY] [--fail-status N]
+        PORT 0 picks a free port; --tls serves HTTPS; --fail-status answers every request
+        (except /__stats) with status N after reading its body: a broken upstream
 
 It prints "BACKEND_READY <port>" on stdout once it listens on 127.0.0.1. The module is also
 imported by the tests for the deterministic byte generator (gen_bytes / gen_sha256), so a test
@@ -18,6 +20,8 @@ Endpoints:
   ANY  /status/N           status N
   GET  /close?n=N&seed=S   no Content-Length: body, then the connection is closed
   GET  /hop-response       a response that carries hop-by-hop headers (for removal checks)
+  GET  /conn               JSON {"port": this backend's port, "peer": the client's port}: which
+                           backend answered, and on which connection (keep-alive checks)
   GET  /__stats            JSON {"requests": [{"method", "path", "complete"}, ...]}: every request
                            this backend has started to handle, so tests can prove a request never
                            arrived ("complete" turns true once its body was read in full)
@@ -170,6 +174,12 @@ class Handler(BaseHTTPRequestHandler):
         entry = self._record()
         path, query = self._query()
         try:
+            if self.server.fail_status and path != "/__stats":
+                for _ in self._body_iter():
+                    pass
+                entry["complete"] = True
+                self._send(self.server.fail_status, b"backend: failing on purpose\n")
+                return
             if path == "/echo":
                 body = b"".join(self._body_iter())
                 entry["complete"] = True
@@ -260,6 +270,9 @@ class Handler(BaseHTTPRequestHandler):
                     ("X-Resp-End2End", "1"),
                 ],
             )
+        elif path == "/conn":
+            self._send_json(200, {"port": self.server.server_address[1],
+                                  "peer": self.client_address[1]})
         elif path == "/__stats":
             with self.server.stats_lock:
                 snapshot = list(self.server.stats)
@@ -279,6 +292,7 @@ class Server(ThreadingHTTPServer):
         super().__init__(addr, Handler)
         self.stats = []
         self.stats_lock = threading.Lock()
+        self.fail_status = 0
 
     def handle_error(self, request, client_address):
         # Peers (the agent, tests) close connections mid-response on purpose; one line is enough.
@@ -289,6 +303,14 @@ class Server(ThreadingHTTPServer):
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     server = Server(("127.0.0.1", port))
+    if "--fail-status" in sys.argv:
+        server.fail_status = int(sys.argv[sys.argv.index("--fail-status") + 1])
+    if "--tls" in sys.argv:
+        import ssl
+        i = sys.argv.index("--tls")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[i + 1], sys.argv[i + 2])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     sys.stdout.write("BACKEND_READY %d\n" % server.server_address[1])
     sys.stdout.flush()
     try:

@@ -315,10 +315,14 @@ def wait_port(proc, port, what, timeout=START_TIMEOUT):
         time.sleep(0.05)
 
 
-def start_backend(workdir, registry=None, timeout=START_TIMEOUT):
-    """Starts backend.py on a free port; returns the Proc with `.port` set once it listens."""
-    proc = start_proc(workdir, "backend", [sys.executable, "-u", BACKEND_PY, "0"], registry,
-                      env={"PYTHONDONTWRITEBYTECODE": "1"})
+def start_backend(workdir, registry=None, timeout=START_TIMEOUT, name="backend", tls=None,
+                  fail_status=None):
+    """Starts backend.py on a free port; returns the Proc with `.port` set once it listens.
+    `tls`: (cert, key) to serve HTTPS; `fail_status`: answer every request with that status."""
+    args = [sys.executable, "-u", BACKEND_PY, "0"] + (["--tls", tls[0], tls[1]] if tls else [])
+    if fail_status:
+        args += ["--fail-status", str(fail_status)]
+    proc = start_proc(workdir, name, args, registry, env={"PYTHONDONTWRITEBYTECODE": "1"})
     text = proc.wait_for_output("BACKEND_READY", timeout, stream="stdout")
     for line in text.splitlines():
         if line.startswith("BACKEND_READY"):

@@ -7,7 +7,7 @@ import re
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-READERS = r"(?:string|secret|duration|size|count|boolean|log_format|strings|string_map)"
+READERS = r"(?:string|secret|duration|size|count|boolean|log_format|strings|string_map|status_ranges)"
 
 
 def loader_keys():

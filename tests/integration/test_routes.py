@@ -165,10 +165,11 @@ class RoutesConfigErrorsTest(harness.ProxerTestCase):
         conf = os.path.join(self.workdir, "bad.toml")
         with open(conf, "w") as f:
             f.write('[[routes]]\ncluster = "nope"\npath_prefix = "api"\n'
-                    '[clusters.c]\nendpoints = ["http://10.0.0.1:80"]\n')
+                    '[clusters.c]\nendpoints = ["http://10.0.0.1:80"]\n'
+                    '[clusters.c.circuit_breaker]\nmax_requests = 0\n')
         proc = self.spawn("gateway-bad", [harness.proxer_bin(), "gateway", "--config", conf])
         self.assertEqual(proc.wait_exit(10), 2)
         err = proc.stderr()
         self.assertIn('routes[0].cluster: no cluster named "nope"', err)
         self.assertIn("routes[0].path_prefix: must start with '/'", err)
-        self.assertIn("direct http:// and https:// endpoints are not supported yet", err)
+        self.assertIn("clusters.c.circuit_breaker.max_requests: must be between 1", err)

@@ -1,0 +1,50 @@
+#include "gateway/upstreams.h"
+
+#include <stdexcept>
+
+#include "transport/stream.h"
+
+namespace proxer::gateway {
+
+UpstreamCluster::UpstreamCluster(net::any_io_executor ex, const config::ClusterConfig& cfg,
+                                 std::uint64_t seed)
+    : policy_(cfg, seed) {
+  std::shared_ptr<transport::ssl::context> tls;
+  for (const auto& ep : policy_.endpoints()) {
+    if (ep.cfg.tunnel) {
+      pools_.emplace_back();
+      continue;
+    }
+    if (ep.cfg.tls && !tls) {
+      try {
+        tls = transport::make_client_tls_context(cfg.ca_file, cfg.insecure);
+      } catch (const std::exception& e) {
+        throw std::runtime_error("clusters." + cfg.name + ": " + e.what());
+      }
+    }
+    DirectPool::Options o;
+    o.host = ep.cfg.host;
+    o.port = ep.cfg.port;
+    o.tls = ep.cfg.tls;
+    o.server_name = cfg.server_name.empty() ? ep.cfg.host : cfg.server_name;
+    o.tls_context = ep.cfg.tls ? tls : nullptr;
+    o.connect_timeout = cfg.connect_timeout;
+    o.tls_timeout = cfg.tls_handshake_timeout;
+    o.max_idle = cfg.max_idle;
+    o.idle_timeout = cfg.idle_timeout;
+    pools_.push_back(std::make_shared<DirectPool>(ex, std::move(o)));
+  }
+  stats_.resize(pools_.size());
+}
+
+std::shared_ptr<RouteTable> build_route_table(net::any_io_executor ex,
+                                              const config::GatewayConfig& cfg,
+                                              std::uint64_t seed) {
+  auto table = std::make_shared<RouteTable>(RouteTable{proxy::Router(cfg.routes), {}});
+  for (const auto& c : cfg.clusters) {
+    table->clusters.push_back(std::make_shared<UpstreamCluster>(ex, c, seed++));
+  }
+  return table;
+}
+
+}  // namespace proxer::gateway

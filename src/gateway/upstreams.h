@@ -1,0 +1,53 @@
+#pragma once
+// The configured routes and their clusters at run time, as one table the gateway swaps whole on
+// reload: a request holds the table it started with, so it finishes on the configuration it was
+// routed by. Per cluster: the policy state of the proxy layer (balancer, in-flight counts) and,
+// per direct endpoint, its connection pool and counters.
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "core/asio.h"
+#include "gateway/direct_pool.h"
+#include "gateway/registry.h"
+#include "proxy/cluster.h"
+#include "proxy/router.h"
+
+namespace proxer::gateway {
+
+class UpstreamCluster {
+ public:
+  // Throws std::runtime_error when the upstream TLS context cannot be built (bad CA file).
+  UpstreamCluster(net::any_io_executor ex, const config::ClusterConfig& cfg, std::uint64_t seed);
+  const config::ClusterConfig& cfg() const { return policy_.cfg(); }
+  const std::string& name() const { return policy_.name(); }
+  proxy::Cluster& policy() { return policy_; }
+  // The pool of endpoint `i` (parallel to policy().endpoints()); nullptr for a tunnel endpoint.
+  const std::shared_ptr<DirectPool>& pool(std::size_t i) const { return pools_[i]; }
+  // Counters of endpoint `i` when it is direct (a tunnel endpoint counts in its tunnel's).
+  TunnelStats& stats(std::size_t i) { return stats_[i]; }
+
+ private:
+  proxy::Cluster policy_;
+  std::vector<std::shared_ptr<DirectPool>> pools_;
+  std::vector<TunnelStats> stats_;
+};
+
+struct RouteTable {
+  proxy::Router router;
+  std::vector<std::shared_ptr<UpstreamCluster>> clusters;
+  std::shared_ptr<UpstreamCluster> cluster(std::string_view name) const {
+    for (const auto& c : clusters) {
+      if (c->name() == name) return c;
+    }
+    return nullptr;
+  }
+};
+
+// Builds the table of `cfg` (routes and clusters). Throws std::runtime_error naming the cluster
+// when one cannot be built.
+std::shared_ptr<RouteTable> build_route_table(net::any_io_executor ex,
+                                              const config::GatewayConfig& cfg, std::uint64_t seed);
+
+}  // namespace proxer::gateway
