@@ -8,7 +8,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <optional>
+#include <sstream>
 
 #include "agent/agent.h"
 #include "app/demo_site.h"
@@ -207,16 +210,91 @@ std::optional<config::GatewayConfig> build_gateway_config(const GatewayFlags& f,
   return cfg;
 }
 
-int run_gateway(config::GatewayConfig cfg) {
+std::string read_whole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return in ? out.str() : std::string();
+}
+
+// Hot reload: SIGHUP, and (with reload.watch) a change of the --config file's content, checked
+// every second. The file is loaded and validated with the same flags as at start; a file with
+// errors is rejected with all of them and the running configuration stays.
+class Reloader {
+ public:
+  Reloader(net::io_context& ioc, gateway::Gateway& gw, const GatewayFlags& f, bool watch)
+      : gw_(gw), flags_(f), hup_(ioc, SIGHUP), timer_(ioc), watch_(watch && !f.config.empty()) {
+    if (!f.config.empty()) seen_ = read_whole(f.config);
+    wait_hup();
+    if (watch_) wait_tick();
+  }
+
+ private:
+  void reload(const char* why) {
+    auto logger = log::get("main");
+    if (flags_.config.empty()) {
+      logger->warn("{}: nothing to reload (no --config file)", why);
+      return;
+    }
+    std::vector<std::string> errors;
+    auto cfg = build_gateway_config(flags_, config::GatewayConfig{}, errors);
+    if (!cfg) {
+      logger->error("configuration reload ({}) rejected; the running configuration stays:", why);
+      for (const auto& e : errors) logger->error("  {}", e);
+      return;
+    }
+    if (auto err = gw_.reload(*cfg); !err.empty()) {
+      logger->error("configuration reload ({}) failed; the running configuration stays: {}", why,
+                    err);
+    }
+  }
+  void wait_hup() {
+    hup_.async_wait([this](error_code ec, int) {
+      if (ec) return;
+      seen_ = read_whole(flags_.config);
+      reload("SIGHUP");
+      wait_hup();
+    });
+  }
+  void wait_tick() {
+    timer_.expires_after(std::chrono::seconds(1));
+    timer_.async_wait([this](error_code ec) {
+      if (ec) return;
+      auto now = read_whole(flags_.config);
+      if (!now.empty() && now != seen_) {
+        seen_ = std::move(now);
+        reload("file changed");
+      }
+      wait_tick();
+    });
+  }
+
+  gateway::Gateway& gw_;
+  const GatewayFlags& flags_;
+  net::signal_set hup_;
+  net::steady_timer timer_;
+  bool watch_;
+  std::string seen_;  // the file content last loaded (or rejected)
+};
+
+int run_gateway(config::GatewayConfig cfg, const GatewayFlags& flags) {
   setup_logging(cfg.log_level, cfg.log_json);
   net::io_context ioc(1);
-  gateway::Gateway gw(ioc.get_executor(), std::move(cfg));
-  if (auto err = gw.bind(); !err.empty()) {
+  const bool watch = cfg.reload_watch;
+  std::optional<gateway::Gateway> gw;
+  try {
+    gw.emplace(ioc.get_executor(), std::move(cfg));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "proxer: %s\n", e.what());
+    return 2;
+  }
+  if (auto err = gw->bind(); !err.empty()) {
     std::fprintf(stderr, "proxer: %s\n", err.c_str());
     return 1;
   }
-  gw.start();
-  run_until_signal(ioc, [&](std::function<void()> done) { gw.shutdown(std::move(done)); });
+  gw->start();
+  Reloader reloader(ioc, *gw, flags, watch);
+  run_until_signal(ioc, [&](std::function<void()> done) { gw->shutdown(std::move(done)); });
   return 0;
 }
 
@@ -466,7 +544,7 @@ int main(int argc, char** argv) {
   if (gw->parsed()) {
     auto cfg = build_gateway_config(gw_flags, config::GatewayConfig{}, errors);
     if (!cfg) return fail_with(errors, "gateway configuration");
-    return run_gateway(std::move(*cfg));
+    return run_gateway(std::move(*cfg), gw_flags);
   }
   if (ag->parsed()) {
     auto cfg = build_agent_config(agent_flags, {}, errors);

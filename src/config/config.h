@@ -29,6 +29,7 @@ struct HeaderOps {
   std::vector<std::pair<std::string, std::string>> set;  // (set) name -> value
   std::vector<std::pair<std::string, std::string>> add;  // (add) name -> value
   bool empty() const { return remove.empty() && set.empty() && add.empty(); }
+  bool operator==(const HeaderOps&) const = default;
 };
 
 // ([routes.retry]) When and how a failed attempt is tried again. Only when safe: the request
@@ -44,6 +45,7 @@ struct RetryConfig {
   Duration backoff_max{250};  // (backoff_max)
   std::uint32_t budget_percent = 20;  // (budget_percent) retries in flight <= this % of requests
   std::uint32_t budget_min = 3;       // (budget_min) ...but always allow this many concurrently
+  bool operator==(const RetryConfig&) const = default;
 };
 
 // ([[routes]]) A configured route. Routes are tried in file order before the built-in tunnel
@@ -62,6 +64,7 @@ struct RouteConfig {
   Duration timeout{0};               // (timeout) response header deadline; 0 = timeouts.request
   std::uint64_t max_body_bytes = 0;  // (max_body_bytes) 0 = limits.max_body_bytes
   RetryConfig retry;                 // ([routes.retry])
+  bool operator==(const RouteConfig&) const = default;
 };
 
 // One upstream of a cluster: a direct URL or a tunnel.
@@ -72,6 +75,7 @@ struct EndpointConfig {
   bool tunnel = false;
   bool tls = false;
   std::string host, port, tunnel_name;
+  bool operator==(const EndpointConfig&) const = default;
 };
 
 // ([clusters.NAME.health_check]) Active health checking; enabled when `path` is set.
@@ -87,6 +91,7 @@ struct HealthCheckConfig {
   std::uint32_t unhealthy_threshold =
       3;  // (unhealthy_threshold) failures in a row to become unhealthy
   bool enabled() const { return !path.empty(); }
+  bool operator==(const HealthCheckConfig&) const = default;
 };
 
 // ([clusters.NAME.outlier]) Passive outlier ejection from the responses of real traffic.
@@ -96,6 +101,7 @@ struct OutlierConfig {
   Duration base_ejection_time{30'000};  // (base_ejection_time) times the endpoint's ejection count
   Duration max_ejection_time{300'000};  // (max_ejection_time) cap
   std::uint32_t max_ejected_percent = 50;  // (max_ejected_percent) never eject more of the cluster
+  bool operator==(const OutlierConfig&) const = default;
 };
 
 // ([clusters.NAME.circuit_breaker]) Limits per cluster; beyond them requests get 503 at once.
@@ -104,6 +110,22 @@ struct BreakerConfig {
   std::uint32_t max_pending = 1024;      // (max_pending) requests waiting for a connection
   std::uint32_t max_requests = 1024;     // (max_requests) requests in flight
   std::uint32_t max_retries = 3;         // (max_retries) retries in flight
+  bool operator==(const BreakerConfig&) const = default;
+};
+
+// ([clusters.NAME.discovery]) Where the endpoints come from when they are not listed.
+struct DiscoveryConfig {
+  std::string type;          // (type) "" (static `endpoints`) | "dns" | "etcd" | "file"
+  std::string name;          // (name) dns: the name to resolve
+  std::uint16_t port = 0;    // (port) dns a/aaaa: the targets' port
+  std::string record = "a";  // (record) dns: "a" | "aaaa" | "a+aaaa" | "srv"
+  std::string nameserver;    // (nameserver) dns: "ip[:port]"; "" = /etc/resolv.conf
+  std::string endpoint = "http://127.0.0.1:2379";  // (endpoint) etcd
+  std::string prefix;                              // (prefix) etcd: key prefix to watch
+  std::string path;                                // (path) file: the endpoints file
+  std::string scheme = "http";  // (scheme) how discovered targets are reached: http | https
+  bool enabled() const { return !type.empty(); }
+  bool operator==(const DiscoveryConfig&) const = default;
 };
 
 // ([clusters.NAME]) A set of endpoints and how to choose among them.
@@ -125,6 +147,8 @@ struct ClusterConfig {
   HealthCheckConfig health_check;         // ([clusters.NAME.health_check])
   OutlierConfig outlier;                  // ([clusters.NAME.outlier])
   BreakerConfig circuit_breaker;          // ([clusters.NAME.circuit_breaker])
+  DiscoveryConfig discovery;              // ([clusters.NAME.discovery])
+  bool operator==(const ClusterConfig&) const = default;
 };
 
 struct GatewayConfig {
@@ -159,8 +183,11 @@ struct GatewayConfig {
       tcp_bind;  // ([tcp] bind) IP address TCP tunnel ports listen on; "" = host of `listen`
   Duration tcp_idle_timeout{
       3'600'000};  // ([tcp] idle_timeout) close a TCP tunnel connection idle this long
+  // ([reload] watch) re-read the --config file when it changes (SIGHUP always reloads)
+  bool reload_watch = true;
   std::vector<RouteConfig> routes;      // ([[routes]]) in file order
   std::vector<ClusterConfig> clusters;  // ([clusters.NAME]) sorted by name
+  bool operator==(const GatewayConfig&) const = default;
 };
 
 struct TunnelConfig {

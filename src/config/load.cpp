@@ -557,6 +557,11 @@ void read_gateway(Reader& r, GatewayConfig& c) {
     l.log_format("format", c.log_json);
     l.finish();
   }
+  {
+    auto rl = r.section("reload");
+    rl.boolean("watch", c.reload_watch);
+    rl.finish();
+  }
   r.tables("routes", [&](Reader& rt, std::size_t index) {
     RouteConfig route;
     rt.string("name", route.name);
@@ -644,6 +649,20 @@ void read_gateway(Reader& r, GatewayConfig& c) {
       od.duration("max_ejection_time", o.max_ejection_time);
       od.count("max_ejected_percent", o.max_ejected_percent);
       od.finish();
+    }
+    {
+      auto ds = cl.section("discovery");
+      auto& d = cluster.discovery;
+      ds.string("type", d.type, "dns");
+      ds.string("name", d.name, "api.internal");
+      ds.count("port", d.port);
+      ds.string("record", d.record, "a");
+      ds.string("nameserver", d.nameserver, "127.0.0.1:53");
+      ds.string("endpoint", d.endpoint, "http://127.0.0.1:2379");
+      ds.string("prefix", d.prefix, "/services/api/");
+      ds.string("path", d.path, "/etc/proxer/api.endpoints");
+      ds.string("scheme", d.scheme, "http");
+      ds.finish();
     }
     {
       auto cb = cl.section("circuit_breaker");

@@ -286,7 +286,49 @@ void check_routes(Checker& c, const GatewayConfig& cfg) {
     if (!name_ok) {
       c.add("clusters." + cl.name, "a cluster name is letters, digits, '-' and '_'");
     }
-    if (cl.endpoints.empty()) c.add(prefix + "endpoints", "a cluster needs at least one endpoint");
+    const auto& d = cl.discovery;
+    const auto dp = prefix + "discovery.";
+    if (cl.endpoints.empty() && !d.enabled()) {
+      c.add(prefix + "endpoints",
+            "a cluster needs at least one endpoint (or a [clusters." + cl.name + ".discovery])");
+    }
+    if (!cl.endpoints.empty() && d.enabled()) {
+      c.add(prefix + "endpoints", "contradicts discovery (the endpoints come from there)",
+            dp + "type");
+    }
+    if (d.enabled()) {
+      if (d.type == "dns") {
+        if (d.name.empty() || !valid_host(d.name)) {
+          c.add(dp + "name", "expected the DNS name to resolve, got " + quote(d.name));
+        }
+        static constexpr std::string_view kRecords[] = {"a", "aaaa", "a+aaaa", "srv"};
+        if (std::ranges::find(kRecords, d.record) == std::end(kRecords)) {
+          c.add(dp + "record",
+                "expected \"a\", \"aaaa\", \"a+aaaa\" or \"srv\", got " + quote(d.record));
+        } else if (d.record != "srv" && d.port == 0) {
+          c.add(dp + "port", "required for " + d.record + " records: the targets' port");
+        }
+        if (!d.nameserver.empty()) {
+          std::string host, port;
+          if (!valid_host(d.nameserver) && !split_host_port(d.nameserver, host, port)) {
+            c.add(dp + "nameserver", "expected \"ip\" or \"ip:port\", got " + quote(d.nameserver));
+          }
+        }
+      } else if (d.type == "etcd") {
+        if (!d.endpoint.starts_with("http://")) {
+          c.add(dp + "endpoint",
+                "expected \"http://host:port\" (etcd's JSON API), got " + quote(d.endpoint));
+        }
+        if (d.prefix.empty()) c.add(dp + "prefix", "required: the key prefix to watch");
+      } else if (d.type == "file") {
+        if (d.path.empty()) c.add(dp + "path", "required: the endpoints file");
+      } else {
+        c.add(dp + "type", "expected \"dns\", \"etcd\" or \"file\", got " + quote(d.type));
+      }
+      if (d.scheme != "http" && d.scheme != "https") {
+        c.add(dp + "scheme", "expected \"http\" or \"https\", got " + quote(d.scheme));
+      }
+    }
     for (std::size_t i = 0; i < cl.endpoints.size(); ++i) {
       const auto path = prefix + "endpoints[" + std::to_string(i) + "]";
       auto ep = cl.endpoints[i];

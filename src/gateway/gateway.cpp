@@ -1,11 +1,14 @@
 #include "gateway/gateway.h"
 
+#include <algorithm>
 #include <boost/asio/read.hpp>
 
 #include "core/deadline.h"
 #include "core/log.h"
 #include "gateway/agent_conn.h"
 #include "gateway/agent_http.h"
+#include "gateway/discovered.h"
+#include "gateway/health_checker.h"
 #include "gateway/poll_carrier.h"
 #include "gateway/tcp_tunnels.h"
 
@@ -37,7 +40,9 @@ Gateway::Gateway(net::any_io_executor ex, config::GatewayConfig cfg)
       agent_acceptor_(ex),
       housekeeping_timer_(ex) {}
 
-Gateway::~Gateway() = default;
+Gateway::~Gateway() {
+  stop_health_checks();
+}
 
 std::uint16_t Gateway::agent_port() const {
   error_code ec;
@@ -80,6 +85,14 @@ void Gateway::start() {
   admin_.start();
   net::co_spawn(ex_, agent_accept_loop(), DetachedTask{"agent accept loop"});
   net::co_spawn(ex_, housekeeping(), DetachedTask{"housekeeping"});
+  restart_health_checks();
+  discovered_ = std::make_unique<DiscoveredClusters>(*ctx_, [this] { restart_health_checks(); });
+  try {
+    auto cfg_copy = ctx_->cfg;
+    discovered_->sync(cfg_copy);
+  } catch (const std::exception& e) {
+    logger()->error("service discovery: {}", e.what());
+  }
   logger()->info("public HTTP on {} (tunnels at http://{{name}}.{}:{}/ and /t/{{name}}/)",
                  cfg.listen, cfg.domain, public_.port());
   logger()->info("agents on {} ({})", cfg.agent_listen, tls_ ? "TLS" : "plain TCP");
@@ -173,10 +186,39 @@ awaitable<void> Gateway::housekeeping() {
   }
 }
 
+void Gateway::restart_health_checks() {
+  if (stopping_) return;
+  std::vector<std::shared_ptr<HealthChecker>> next;
+  static const std::vector<std::shared_ptr<UpstreamCluster>> none;
+  for (const auto& c : ctx_->routes ? ctx_->routes->clusters : none) {
+    if (!c->cfg().health_check.enabled()) continue;
+    auto kept = std::find_if(health_.begin(), health_.end(),
+                             [&](const auto& h) { return h && h->cluster() == c && h->current(); });
+    if (kept != health_.end()) {
+      next.push_back(std::move(*kept));  // the same cluster: its checks go on undisturbed
+      continue;
+    }
+    auto h = std::make_shared<HealthChecker>(*ctx_, c);
+    h->start();
+    next.push_back(std::move(h));
+  }
+  stop_health_checks();  // the checkers of clusters that left the table
+  health_ = std::move(next);
+}
+
+void Gateway::stop_health_checks() {
+  for (auto& h : health_) {
+    if (h) h->stop();
+  }
+  health_.clear();
+}
+
 void Gateway::shutdown(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
+  if (discovered_) discovered_->stop();
   housekeeping_timer_.cancel();
+  stop_health_checks();
   ctx_->draining = true;
   error_code ec;
   agent_acceptor_.close(ec);

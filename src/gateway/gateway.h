@@ -12,6 +12,9 @@
 
 namespace proxer::gateway {
 
+class HealthChecker;
+class DiscoveredClusters;
+
 class Gateway {
  public:
   Gateway(net::any_io_executor ex, config::GatewayConfig cfg);
@@ -29,11 +32,23 @@ class Gateway {
   std::uint16_t admin_port() const { return admin_.port(); }
   Context& context() { return *ctx_; }
 
+  // Active health checks (gateway/health_checker.h) of the clusters in ctx_->routes that enable
+  // them: keeps the checkers of clusters still in the table, stops the others, starts new ones.
+  // start() calls it; call it again after swapping ctx_->routes. Does nothing once stopping.
+  void restart_health_checks();
+
+  // Hot reload (gateway/reload.cpp): applies the [[routes]] and [clusters] of `next`, which the
+  // caller loaded and validated, by swapping in a new route table; requests in flight finish on
+  // the table they started with. Returns an error when the table cannot be built (the old one
+  // keeps serving). Other keys that differ are logged as needing a restart.
+  std::string reload(const config::GatewayConfig& next);
+
  private:
   awaitable<void> agent_accept_loop();
   awaitable<void> agent_handshake(tcp::socket sock);
   awaitable<void> drain(std::function<void()> done);
   awaitable<void> housekeeping();
+  void stop_health_checks();
 
   net::any_io_executor ex_;
   std::unique_ptr<Context> ctx_;
@@ -43,6 +58,9 @@ class Gateway {
   std::shared_ptr<transport::ssl::context> tls_;
   bool stopping_ = false;
   net::steady_timer housekeeping_timer_;
+  std::vector<std::shared_ptr<HealthChecker>> health_;
+  // Providers of the clusters with [clusters.NAME.discovery] (gateway/discovered.h).
+  std::unique_ptr<DiscoveredClusters> discovered_;
 };
 
 }  // namespace proxer::gateway

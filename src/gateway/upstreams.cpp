@@ -37,12 +37,31 @@ UpstreamCluster::UpstreamCluster(net::any_io_executor ex, const config::ClusterC
   stats_.resize(pools_.size());
 }
 
+void UpstreamCluster::adopt(UpstreamCluster& old) {
+  auto& mine = policy_.endpoints();
+  auto& theirs = old.policy_.endpoints();
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    for (std::size_t j = 0; j < theirs.size(); ++j) {
+      if (theirs[j].cfg.url != mine[i].cfg.url) continue;
+      mine[i].health = theirs[j].health;
+      if (pools_[i] && old.pools_[j]) pools_[i] = old.pools_[j];
+      stats_[i] = old.stats_[j];
+      break;
+    }
+  }
+}
+
 std::shared_ptr<RouteTable> build_route_table(net::any_io_executor ex,
-                                              const config::GatewayConfig& cfg,
-                                              std::uint64_t seed) {
+                                              const config::GatewayConfig& cfg, std::uint64_t seed,
+                                              const RouteTable* previous) {
   auto table = std::make_shared<RouteTable>(RouteTable{proxy::Router(cfg.routes), {}});
   for (const auto& c : cfg.clusters) {
-    table->clusters.push_back(std::make_shared<UpstreamCluster>(ex, c, seed++));
+    auto old = previous ? previous->cluster(c.name) : nullptr;
+    if (old && old->cfg() == c) {
+      table->clusters.push_back(std::move(old));
+    } else {
+      table->clusters.push_back(std::make_shared<UpstreamCluster>(ex, c, seed++));
+    }
   }
   return table;
 }

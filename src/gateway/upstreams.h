@@ -25,6 +25,9 @@ class UpstreamCluster {
   proxy::Cluster& policy() { return policy_; }
   // The pool of endpoint `i` (parallel to policy().endpoints()); nullptr for a tunnel endpoint.
   const std::shared_ptr<DirectPool>& pool(std::size_t i) const { return pools_[i]; }
+  // Takes over, for each endpoint whose URL `old` has too, its health verdict, counters and
+  // pooled connections (a re-discovered cluster keeps what it knew).
+  void adopt(UpstreamCluster& old);
   // Counters of endpoint `i` when it is direct (a tunnel endpoint counts in its tunnel's).
   TunnelStats& stats(std::size_t i) { return stats_[i]; }
 
@@ -45,9 +48,12 @@ struct RouteTable {
   }
 };
 
-// Builds the table of `cfg` (routes and clusters). Throws std::runtime_error naming the cluster
-// when one cannot be built.
+// Builds the table of `cfg` (routes and clusters). A cluster whose configuration is unchanged
+// from `previous` is taken over whole (balancer position, health verdicts, ejections, pooled
+// connections); a changed one starts afresh. Throws std::runtime_error naming the cluster when
+// one cannot be built.
 std::shared_ptr<RouteTable> build_route_table(net::any_io_executor ex,
-                                              const config::GatewayConfig& cfg, std::uint64_t seed);
+                                              const config::GatewayConfig& cfg, std::uint64_t seed,
+                                              const RouteTable* previous = nullptr);
 
 }  // namespace proxer::gateway
