@@ -251,8 +251,8 @@ void check_retry(Checker& c, const std::string& prefix, const RetryConfig& r) {
   for (const auto& on : r.on) {
     unsigned code = 0;
     auto [p, ec] = std::from_chars(on.data(), on.data() + on.size(), code);
-    const bool status =
-        ec == std::errc() && p == on.data() + on.size() && code >= 400 && code <= 599;
+    const bool status = on.size() == 3 && ec == std::errc() && p == on.data() + on.size() &&
+                        code >= 400 && code <= 599;
     if (!status && on != "connect_failure" && on != "reset" && on != "timeout" && on != "5xx") {
       c.add(prefix + "on",
             "expected \"connect_failure\", \"reset\", \"timeout\", \"5xx\" or a status "

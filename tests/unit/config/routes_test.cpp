@@ -263,6 +263,8 @@ TEST(Routes, EachRuleReportsItsKey) {
        "routes[0].retry.on: expected \"connect_failure\""},
       {"[[routes]]\ncluster = \"c\"\n[routes.retry]\non = [\"302\"]\n" + cluster,
        "routes[0].retry.on: expected"},
+      {"[[routes]]\ncluster = \"c\"\n[routes.retry]\non = [\"0503\"]\n" + cluster,
+       "routes[0].retry.on: expected"},
       {"[[routes]]\ncluster = \"c\"\n[routes.retry]\nretries = 11\n" + cluster,
        "routes[0].retry.retries: must be between 0 and 10"},
       {"[[routes]]\ncluster = \"c\"\n[routes.retry]\nbackoff_base = \"1s\"\n" + cluster,
