@@ -6,6 +6,7 @@ endpoint answers 503 no_healthy_endpoint. Real backends (backend.py), real gatew
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -175,6 +176,81 @@ endpoints = ["http://127.0.0.1:{a.port}", "http://127.0.0.1:{b.port}"]
                                     % a.port), 0)
         status, _, body = self.req(gw, "/expect404/hello")
         self.assertEqual((status, body), (200, b"Hello, world\n"))
+
+    def test_https_endpoint_is_checked_over_verified_tls(self):
+        cert, key = harness.make_self_signed_cert(self.workdir)
+        tls = harness.start_backend(self.workdir, self.procs, name="backend-tls", tls=(cert, key))
+        gw = self.start_gateway_with(route("tls", "tls") + f"""
+[clusters.tls]
+endpoints = ["https://localhost:{tls.port}"]
+ca = "{cert}"
+""" + health_section("tls", "/hello") + f"""
+[clusters.tls-wrong-name]
+endpoints = ["https://localhost:{tls.port}"]
+ca = "{cert}"
+server_name = "other.example"
+""" + health_section("tls-wrong-name", "/hello"))
+        # Same verification as traffic: a name the certificate does not carry fails the check.
+        self.wait_count(gw, "cluster 'tls-wrong-name': endpoint https://localhost:%d is unhealthy"
+                        % tls.port, 1)
+        self.assertIn("TLS handshake failed", self.log(gw))
+        # The verified one passes its checks (each on a new TLS connection) and stays in. The
+        # HTTPS backend's own /__stats is read through the gateway's route to it.
+        deadline = time.monotonic() + WAIT
+        while True:
+            status, _, body = self.req(gw, "/tls/__stats")
+            self.assertEqual(status, 200, body)
+            if sum(1 for r in json.loads(body)["requests"] if r["path"] == "/hello") >= 4:
+                break
+            self.assertLess(time.monotonic(), deadline, "fewer than 4 checks reached %s" % tls)
+            time.sleep(0.05)
+        self.assertEqual(self.count(gw, "cluster 'tls': endpoint"), 0)
+        self.assertEqual(self.count(gw, "cluster 'tls': health check of"), 0)  # none failed
+        status, _, body = self.req(gw, "/tls/hello")
+        self.assertEqual((status, body), (200, b"Hello, world\n"))
+
+    def test_reload_starts_and_stops_the_checks(self):
+        good = self.named_backend("backend-good")
+        bad = harness.start_backend(self.workdir, self.procs, name="backend-bad", fail_status=503)
+        cluster = route("pair", "pair") + f"""
+[reload]
+watch = false
+
+[clusters.pair]
+endpoints = ["http://127.0.0.1:{good.port}", "http://127.0.0.1:{bad.port}"]
+[clusters.pair.outlier]
+consecutive_5xx = 0
+consecutive_connect_failures = 0
+"""
+        gw = self.start_gateway_with(cluster)
+        conf = os.path.join(self.workdir, "gateway-%s.toml" % self._testMethodName)
+        statuses = [self.req(gw, "/pair/hello")[0] for _ in range(4)]
+        self.assertEqual(sorted(statuses), [200, 200, 503, 503])  # no checks: round robin
+
+        def reload(text, count):
+            with open(conf + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(conf + ".tmp", conf)
+            os.kill(gw.pid, signal.SIGHUP)
+            self.wait_count(gw, "configuration reloaded", count)
+
+        # Checks turned on by a reload: the failing endpoint leaves the rotation.
+        checks = cluster.replace("[clusters.pair.outlier]\nconsecutive_5xx = 0\n"
+                                 "consecutive_connect_failures = 0\n", "")
+        checks += health_section("pair", "/hello")
+        reload(checks, 1)
+        self.wait_count(gw, "endpoint http://127.0.0.1:%d is unhealthy" % bad.port, 1)
+        self.assertIn("status 503", self.log(gw))
+        self.assertEqual([self.req(gw, "/pair/hello")[0] for _ in range(4)], [200] * 4)
+
+        # Turned off again: the checker stops (no more probes) and the new cluster, unchecked,
+        # sends traffic to both.
+        reload(cluster, 2)
+        statuses = [self.req(gw, "/pair/hello")[0] for _ in range(4)]
+        self.assertEqual(sorted(statuses), [200, 200, 503, 503])
+        probes = self.hits(bad, "/hello")
+        time.sleep(1.0)  # five check intervals
+        self.assertEqual(self.hits(bad, "/hello"), probes)
 
     def test_tunnel_endpoint_is_checked_through_its_agent(self):
         svc = self.named_backend("local-service")
