@@ -41,6 +41,7 @@ bench: build
 	bash bench/cost.sh
 	bash bench/scale.sh
 	bash bench/carriers.sh
+	bash bench/proxy.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

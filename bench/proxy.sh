@@ -19,9 +19,13 @@
 #   NETNS=0 bash bench/proxy.sh         # stay in the host network namespace (loopback only)
 #   DURATION=10s CONNS=50 ROWS="direct nginx haproxy proxer" PERF=1 bash bench/proxy.sh
 #
-# PERF=1 adds one extra c=50 /hello run on proxer under `perf record -g` and prints the top
-# symbols (needs perf). Runs in about 4 minutes with the defaults; prints markdown on stdout,
-# progress on stderr; raw wrk output is kept in RAW_DIR (default: a new /tmp/proxy-raw.* dir).
+# PERF=1 adds, after the tables, one 8 s c=50 /hello run per proxy under `perf record` and
+# `perf stat` (needs perf: apt-get install linux-perf): each proxy's CPU per request split into
+# kernel / program / libc, system calls per request, and proxer's top symbols.
+# A "noise" table gives, per run, the CPU the rest of the machine used meanwhile (other users'
+# builds and tests); it cannot see the hypervisor, so compare rows within a measurement.
+# About 4 minutes with the defaults (4.5 with PERF=1); markdown on stdout, progress on stderr;
+# raw wrk output, configs and perf data are kept in RAW_DIR (default: a new /tmp/proxy-raw.*).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -51,7 +55,8 @@ fi
 [[ $PROXY_INNER == netns ]] && ip link set lo up
 
 # --- processes and cleanup ----------------------------------------------------
-pids=()   # every process started here (lib.sh's nginx_backend appends to it too)
+pids=()     # every process started here (lib.sh's nginx_backend appends to it too)
+workers=()  # nginx workers: they leave with their master; killed here only if one did not
 W=$(mktemp -d /tmp/proxy-bench.XXXXXX)
 chmod 711 "$W"
 RAW=${RAW_DIR:-$(mktemp -d /tmp/proxy-raw.XXXXXX)}
@@ -66,7 +71,7 @@ cleanup() {
     for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
     ((alive)) || break; sleep 0.1
   done
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" "${workers[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   cp "$W"/*.log "$W"/*.conf "$W"/*.cfg "$W"/*.toml "$RAW/" 2>/dev/null || true
   rm -rf "$W"
@@ -75,6 +80,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 
 # --- backend and rows -----------------------------------------------------------
@@ -83,7 +89,7 @@ k1=$(head -c 1023 /dev/zero | tr '\0' x)
 PORT[direct]=$(free_port)
 nginx_backend "$W/backend" "${PORT[direct]}" "location = /1k { return 200 \"$k1\\n\"; }"
 backend_worker=$(pgrep -P "$(cat "$W/backend/nginx.pid")" | head -1)
-PROC[direct]=$backend_worker
+PROC[direct]=$backend_worker; workers+=("$backend_worker")
 B=${PORT[direct]}
 
 start_nginx() {
@@ -114,6 +120,7 @@ EOF
   pids+=($!)
   for _ in $(seq 50); do [[ -s $W/nginx/nginx.pid ]] && break; sleep 0.1; done
   for _ in $(seq 50); do PROC[nginx]=$(pgrep -P "$(cat "$W/nginx/nginx.pid")" | head -1) && break; sleep 0.1; done
+  workers+=("${PROC[nginx]}")
 }
 
 start_haproxy() {
@@ -185,16 +192,20 @@ for row in $ROWS; do
 done
 REV=(); for ((i = ${#LIVE[@]} - 1; i >= 0; i--)); do REV+=("${LIVE[$i]}"); done
 log "rows: ${LIVE[*]} (network namespace: $PROXY_INNER; raw output: $RAW)"
-log "proxer: pid ${PROC[proxer]:-none}, threads: $(ls /proc/"${PROC[proxer]:-self}"/task 2>/dev/null | wc -l)"
+log "proxer: pid ${PROC[proxer]:-none}, threads: $(awk '/^Threads:/ { print $2 }' "/proc/${PROC[proxer]:-self}/status" 2>/dev/null)"
 
 # --- measuring -------------------------------------------------------------------
 hz=$(getconf CLK_TCK)
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime, whole process
-sys_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 }' /proc/stat; }   # user+nice+system, all CPUs
-child_ticks() {   # CPU time of this shell's finished children (wrk), in ticks
-  times | awk -v hz="$hz" 'NR == 2 { t = 0
+# Busy time of all CPUs: user, nice, system, irq, softirq, steal. Softirq counts because a
+# process's own stime includes the loopback softirq work done in its context, which /proc/stat
+# files under softirq.
+sys_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+child_ticks() {   # CPU time of this shell's finished children (wrk), in ticks, into CT
+  times >"$W/times"   # not in $(...): a subshell starts with zero children's time
+  CT=$(awk -v hz="$hz" 'NR == 2 { t = 0
     for (i = 1; i <= 2; i++) { split($i, a, /m|s/); t += a[1] * 60 + a[2] }
-    printf "%d", t * hz + 0.5 }'
+    printf "%d", t * hz + 0.5 }' "$W/times")
 }
 to_us() {   # wrk duration (639.00us, 2.64ms, 1.15s) -> integer microseconds
   awk -v v="$1" 'BEGIN { u = v; sub(/[0-9.]+/, "", u); n = v + 0
@@ -209,10 +220,10 @@ wrk_run() {
   local key=$1 row=$2 path=$3 c=$4 out="$RAW/$1.$2.txt" x0 x1 b0 b1 t0 t1 w0 w1 s0 s1 reqs
   sleep 1   # let the previous run's connections drain
   x0=$(ticks "${PROC[$row]}"); b0=$(ticks "$backend_worker"); t0=$EPOCHREALTIME
-  w0=$(child_ticks); s0=$(sys_ticks)
+  child_ticks; w0=$CT; s0=$(sys_ticks)
   timeout 60 wrk -t1 -c"$c" -d"$DURATION" --timeout 5s --latency \
     "http://127.0.0.1:${PORT[$row]}$path" >"$out" 2>&1 || true
-  s1=$(sys_ticks); w1=$(child_ticks)
+  s1=$(sys_ticks); child_ticks; w1=$CT
   x1=$(ticks "${PROC[$row]}"); b1=$(ticks "$backend_worker"); t1=$EPOCHREALTIME
   # CPU the rest of the machine used meanwhile (other users' builds, tests...), % of one core:
   # the noise this run suffered. Our processes: the proxy, the backend worker, wrk.
@@ -225,7 +236,7 @@ wrk_run() {
   R[$key.p99,$row]=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
   R[$key.err,$row]=$(awk '/Socket errors:/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 }
                           /Non-2xx or 3xx/ { e += $5 } END { print e + 0 }' "$out")
-  read -r R[$key.cpu,$row] R[$key.bcpu,$row] R[$key.busy,$row] < <(awk -v r="${reqs:-0}" \
+  read -r "R[$key.cpu,$row]" "R[$key.bcpu,$row]" "R[$key.busy,$row]" < <(awk -v r="${reqs:-0}" \
     -v hz="$hz" -v x=$((x1 - x0)) -v b=$((b1 - b0)) -v t0="$t0" -v t1="$t1" 'BEGIN {
       if (r == 0) { print "- - -"; exit }
       printf "%.1f %.1f %.0f\n", x * 1e6 / hz / r, b * 1e6 / hz / r, 100 * x / hz / (t1 - t0) }')
@@ -285,8 +296,9 @@ for row in "${LIVE[@]}"; do
   echo "| $row | ${R[h1.rps,$row]} | ${R[h1.p50,$row]} | ${R[h1.p99,$row]} | $(minus "${R[h1.p50,$row]}" "${R[h1.p50,direct]:-}") | $(minus "${R[h1.p99,$row]}" "${R[h1.p99,direct]:-}") | ${R[k1.rps,$row]} | ${R[k1.p50,$row]} | ${R[k1.p99,$row]} | $(minus "${R[k1.p50,$row]}" "${R[k1.p50,direct]:-}") | $(minus "${R[k1.p99,$row]}" "${R[k1.p99,direct]:-}") |"
 done
 echo
-echo "Noise: CPU the rest of the machine used during each run (% of one core; /proc/stat user+nice+system"
-echo "minus the proxy, the backend worker and wrk). Above ~10%, distrust that run."
+echo "Noise: CPU the rest of the machine used during each run (% of one core: busy time in /proc/stat"
+echo "minus the proxy, the backend worker and wrk; accounting differences leave a few % either way)."
+echo "Above ~15%, distrust that run."
 echo
 echo "| row | /hello r1 | /hello r2 | /1k | /hello c=1 | /1k c=1 |"
 echo "|---|---:|---:|---:|---:|---:|"
@@ -294,30 +306,58 @@ for row in "${LIVE[@]}"; do
   echo "| $row | ${R[h50a.other,$row]}% | ${R[h50b.other,$row]}% | ${R[k50.other,$row]}% | ${R[h1.other,$row]}% | ${R[k1.other,$row]}% |"
 done
 echo
-echo "Versions: $(nginx -v 2>&1 | sed 's/.*version: //'), $(haproxy -v 2>/dev/null | awk 'NR == 1 { print "haproxy " $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }'), proxer $(cd "$root" && git log -1 --format=%h 2>/dev/null || echo '?')"
+echo "Versions: $(nginx -v 2>&1 | sed 's/.*version: //'), $(haproxy -v 2>/dev/null | awk 'NR == 1 { print "haproxy " $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }'), proxer $BIN (tree at $(cd "$root" && git log -1 --format=%h 2>/dev/null || echo '?'), binary built $(date -u -r "$BIN" +%FT%TZ))"
 echo
 echo "Raw wrk output: $RAW"
 
 # --- optional profile ------------------------------------------------------------------
-if [[ $PERF == 1 ]] && has proxer; then
-  if command -v perf >/dev/null; then
-    log "perf: proxer under wrk c=$CONNS /hello"
-    perf record -q -F 999 -g -p "${PROC[proxer]}" -o "$RAW/proxer.perf.data" -- sleep 8 \
+# PERF=1: each proxy once more at c=$CONNS on /hello (8 s) under `perf record` (user + kernel
+# samples of that process only) and `perf stat` (system calls): where its CPU per request goes.
+if [[ $PERF == 1 ]]; then
+  command -v perf >/dev/null || die "PERF=1 but perf is not installed (apt-get install linux-perf)"
+  declare -A PF=()
+  for row in "${LIVE[@]}"; do
+    [[ $row == direct ]] && continue
+    log "perf: $row under wrk c=$CONNS /hello"
+    pid=${PROC[$row]}; data="$RAW/$row.perf.data"
+    sleep 1
+    perf record -q -F 999 -g -p "$pid" -o "$data" -- sleep 8 >/dev/null 2>&1 &
+    rec=$!
+    perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$RAW/$row.perf.stat" -- sleep 8 \
       >/dev/null 2>&1 &
-    perf_pid=$!
-    wrk -t1 -c"$CONNS" -d8s "http://127.0.0.1:${PORT[proxer]}/hello" >"$RAW/perf.wrk.txt" 2>&1 || true
-    wait "$perf_pid" || true
+    stat=$!
+    x0=$(ticks "$pid")
+    wrk -t1 -c"$CONNS" -d8s "http://127.0.0.1:${PORT[$row]}/hello" >"$RAW/perf.$row.wrk.txt" 2>&1 || true
+    x1=$(ticks "$pid")
+    wait "$rec" "$stat" || true
+    reqs=$(awk '/requests in/ { print $1 }' "$RAW/perf.$row.wrk.txt")
+    # share of samples in the kernel, in the program itself, in libc (malloc, syscall stubs...)
+    read -r kpct ppct lpct < <(perf report -i "$data" --no-children --sort dso --stdio -g none \
+      2>/dev/null | awk '/^#/ || NF < 2 { next } { v = $1; sub(/%/, "", v)
+        if ($2 ~ /kernel/) k += v; else if ($2 ~ /^libc/) l += v; else p += v }
+        END { printf "%.1f %.1f %.1f\n", k, p, l }')
+    sc=$(awk -F, '/raw_syscalls:sys_enter/ { print $1 }' "$RAW/$row.perf.stat")
+    PF[$row]=$(awk -v r="${reqs:-0}" -v hz="$hz" -v x=$((x1 - x0)) -v k="$kpct" -v p="$ppct" \
+      -v l="$lpct" -v sc="${sc:-0}" -v rps="$(awk '/^Requests\/sec:/ { printf "%d", $2 }' "$RAW/perf.$row.wrk.txt")" 'BEGIN {
+        if (r == 0) { print "| - | - | - | - | - | - |"; exit }
+        c = x * 1e6 / hz / r; t = k + p + l; if (t == 0) t = 100
+        printf "| %d | %.1f | %.1f | %.1f | %.1f | %.2f |", rps, c, c * k / t, c * p / t, c * l / t, sc / r }')
+  done
+  echo
+  echo "Profile (PERF=1): each proxy under wrk c=$CONNS /hello for 8 s with perf attached (so a"
+  echo "little slower); its CPU per request split by where perf's samples fell, and system calls"
+  echo "per request (perf stat raw_syscalls:sys_enter)."
+  echo
+  echo "| row | req/s | CPU µs/req | kernel | program | libc | syscalls/req |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for row in "${LIVE[@]}"; do [[ -n ${PF[$row]:-} ]] && echo "| $row ${PF[$row]}"; done
+  if has proxer; then
     echo
-    echo "perf (proxer, c=$CONNS /hello, self time, top 30):"
+    echo "proxer's top symbols (self time, % of its samples):"
     echo
     echo '```'
-    perf report -i "$RAW/proxer.perf.data" --no-children --sort dso --stdio -g none 2>/dev/null \
-      | grep -v '^#' | grep -v '^$' | head -8
-    echo
     perf report -i "$RAW/proxer.perf.data" --no-children --sort sym --stdio -g none 2>/dev/null \
       | grep -v '^#' | grep -v '^$' | cut -c1-140 | head -30
     echo '```'
-  else
-    log "PERF=1 but perf is not installed (apt-get install linux-perf)"
   fi
 fi
