@@ -63,8 +63,7 @@ DirectPool::~DirectPool() {
 }
 
 std::string DirectPool::address() const {
-  return (opts_.host.find(':') != std::string::npos ? "[" + opts_.host + "]" : opts_.host) + ":" +
-         opts_.port;
+  return transport::join_host_port(opts_.host, opts_.port);
 }
 
 std::shared_ptr<DirectConn> DirectPool::take_idle() {

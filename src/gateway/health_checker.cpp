@@ -28,9 +28,8 @@ std::shared_ptr<spdlog::logger> logger() {
 std::string host_header(const config::HealthCheckConfig& hc, const config::EndpointConfig& ep) {
   if (!hc.host.empty()) return hc.host;
   if (ep.tunnel) return ep.tunnel_name;
-  std::string h = ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
-  if (ep.port != (ep.tls ? "443" : "80")) h += ":" + ep.port;
-  return h;
+  if (ep.port != (ep.tls ? "443" : "80")) return transport::join_host_port(ep.host, ep.port);
+  return ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
 }
 
 // Why a connection to a direct endpoint could not be made, in a few words.

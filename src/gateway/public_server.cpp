@@ -58,8 +58,8 @@ constexpr std::size_t kReplayLimit = 64 * 1024;
 struct Target {
   std::shared_ptr<Tunnel> tunnel;
   std::shared_ptr<DirectPool> pool;
-  TunnelStats* stats = nullptr;
-  std::size_t endpoint = 0;  // index in the route's cluster
+  TunnelStats* stats = nullptr;  // the tunnel's, or the direct endpoint's; always set
+  std::size_t endpoint = 0;      // index in the route's cluster
   std::string what() const {
     return tunnel ? "tunnel '" + tunnel->name + "'" : "upstream " + pool->address();
   }
@@ -184,6 +184,13 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   awaitable<bool> respond_error(unsigned status, std::string_view code, std::string_view msg,
                                 bool keep_alive);
   awaitable<error_code> read_more();
+  // read_more() for a request body: a client silent for timeouts.idle is dropped.
+  awaitable<error_code> read_body_more() {
+    arm(ctx_.cfg.idle_timeout);
+    auto ec = co_await read_more();
+    disarm();
+    co_return ec;
+  }
   awaitable<void> lingering_close();
   // Arms the connection's deadline: on expiry the socket is cancelled and timed_out_ set.
   void arm(std::chrono::milliseconds d);
@@ -587,7 +594,7 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
 
 awaitable<Outcome> ClientConn::answer_failure(TunnelStats* stats, Clock::time_point started,
                                               const AttemptFailure& f, bool keep_alive) {
-  if (stats) {
+  {
     ++stats->error_count;
     stats->last_status = f.status;
     stats->latency_us_total += static_cast<std::uint64_t>(
@@ -686,7 +693,7 @@ awaitable<AttemptResult> ClientConn::send_body(Target& to, Upstream& up, Request
   auto client_gone = [&]() {
     r.kind = AttemptResult::Finished;
     r.outcome = Outcome::Abort;
-    if (to.stats) ++to.stats->error_count;
+    ++to.stats->error_count;
   };
   auto& req = p.get();
   // Content-Length bytes are copied raw; chunked bodies are validated by the parser and forwarded
@@ -695,10 +702,7 @@ awaitable<AttemptResult> ClientConn::send_body(Target& to, Upstream& up, Request
     std::uint64_t left = p.content_length().value_or(0);
     while (left > 0) {
       if (buf_.size() == 0) {
-        arm(ctx_.cfg.idle_timeout);
-        auto ec = co_await read_more();
-        disarm();
-        if (ec) {
+        if (co_await read_body_more()) {
           client_gone();
           co_return r;
         }
@@ -721,10 +725,7 @@ awaitable<AttemptResult> ClientConn::send_body(Target& to, Upstream& up, Request
   std::uint64_t decoded = 0;
   while (!p.is_done()) {
     if (buf_.size() == 0) {
-      arm(ctx_.cfg.idle_timeout);
-      auto ec = co_await read_more();
-      disarm();
-      if (ec) {
+      if (co_await read_body_more()) {
         client_gone();
         co_return r;
       }
@@ -763,10 +764,7 @@ awaitable<AttemptResult> ClientConn::send_body(Target& to, Upstream& up, Request
       body.bytes += n;
     } else if (pec == bhttp::error::need_more && buf_.size() > 0) {
       // The parser needs more than what is buffered; read more (appends to buf_).
-      arm(ctx_.cfg.idle_timeout);
-      auto ec = co_await read_more();
-      disarm();
-      if (ec) {
+      if (co_await read_body_more()) {
         client_gone();
         co_return r;
       }
@@ -831,11 +829,16 @@ awaitable<AttemptResult> ClientConn::attempt(
       *fired = true;
       abort();
     });
+    // When the attempt is over, a handler already queued (the timer expired just as the head
+    // arrived) must not abort the upstream while its response is relayed: it sees `fired` set.
     struct Disarm {
       net::steady_timer& t;
-      std::shared_ptr<bool>& fired;
-      ~Disarm() { t.cancel(); }
-    } disarm_deadline{deadline, fired};
+      bool& fired;
+      ~Disarm() {
+        fired = true;
+        t.cancel();
+      }
+    } disarm_deadline{deadline, *fired};
 
     bool stale = false;
     for (;;) {
@@ -977,15 +980,12 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
   std::optional<bhttp::response_parser<bhttp::buffer_body>> rpo;
   AttemptResult r;
   std::optional<proxy::CircuitBreaker::Token> retry_slot;
-  std::mt19937_64* rng = nullptr;
-  std::mt19937_64 local_rng;
+  std::optional<std::mt19937_64> rng;  // seeded at the first backoff
   std::uint32_t attempts = 0;
   for (std::uint32_t n = 1;; ++n) {
     attempts = n;
-    if (to.stats) {
-      ++to.stats->request_count;
-      to.stats->bytes_in += head.size();
-    }
+    ++to.stats->request_count;
+    to.stats->bytes_in += head.size();
     // The route's timeout bounds the whole request; per_try_timeout each attempt.
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         started + request_timeout - Clock::now());
@@ -1002,7 +1002,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
       r = co_await attempt(to, head, body, p, rpo, timeout, max_body, head_method);
     }
     if (r.kind == AttemptResult::Finished) co_return r.outcome;
-    if (to.stats && r.kind == AttemptResult::Response) to.stats->bytes_in += body.bytes;
+    if (r.kind == AttemptResult::Response) to.stats->bytes_in += body.bytes;
     const unsigned status = r.kind == AttemptResult::Response ? rpo->get().result_int() : 0;
     if (rs) {
       using R = proxy::OutlierDetector::Result;
@@ -1043,10 +1043,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
     ++policy.stats().retries;
     if (!retry_slot) ++policy.active_retries;
     retry_slot = std::move(slot);
-    if (!rng) {
-      local_rng.seed(std::random_device{}());
-      rng = &local_rng;
-    }
+    if (!rng) rng.emplace(std::random_device{}());
     net::steady_timer backoff(sock_.get_executor());
     backoff.expires_after(retry->backoff(n - 1, *rng));
     co_await backoff.async_wait(use_nothrow);
@@ -1073,8 +1070,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
     co_return co_await answer_failure(to.stats, started, f, client_keep_alive && !has_body);
   }
   auto& up = r.up;
-  TunnelStats unused_stats;  // Host/path routing always has a tunnel's; this keeps the code flat
-  auto& stats = to.stats ? *to.stats : unused_stats;
+  auto& stats = *to.stats;
   auto& rp = *rpo;
   auto& res = rp.get();
   const unsigned status = res.result_int();

@@ -115,6 +115,16 @@ const char* Stream::carrier() const {
   }
 }
 
+std::string join_host_port(std::string_view host, std::string_view port) {
+  std::string out;
+  if (host.find(':') != std::string_view::npos) {
+    out.append("[").append(host).append("]");
+  } else {
+    out.append(host);
+  }
+  return out.append(":").append(port);
+}
+
 bool split_host_port(std::string_view in, std::string& host, std::string& port) {
   if (in.empty()) return false;
   std::size_t colon;

@@ -90,6 +90,8 @@ awaitable<std::pair<error_code, std::optional<Stream>>> ws_server_accept(
 
 // "host:port" or "[v6]:port" -> (host, port). Returns false when malformed.
 bool split_host_port(std::string_view in, std::string& host, std::string& port);
+// The reverse: "host:port", with an IPv6 literal in brackets.
+std::string join_host_port(std::string_view host, std::string_view port);
 
 // Resolves and connects with a deadline; TCP_NODELAY is set.
 awaitable<std::pair<error_code, tcp::socket>> connect_tcp(net::any_io_executor ex,
