@@ -971,8 +971,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
     if (ec) co_return Outcome::Abort;
   }
 
-  std::optional<proxy::RetryPolicy> retry;
-  if (rs) retry.emplace(route->retry);
+  const proxy::RetryPolicy* retry = rs ? &rs->table->retry_policy(*route) : nullptr;
   RequestBody body;
   body.present = has_body;
   body.keep = has_body && retry && retry->retries() > 0 && proxy::idempotent(method);

@@ -54,7 +54,8 @@ void UpstreamCluster::adopt(UpstreamCluster& old) {
 std::shared_ptr<RouteTable> build_route_table(net::any_io_executor ex,
                                               const config::GatewayConfig& cfg, std::uint64_t seed,
                                               const RouteTable* previous) {
-  auto table = std::make_shared<RouteTable>(RouteTable{proxy::Router(cfg.routes), {}});
+  auto table = std::make_shared<RouteTable>(RouteTable{proxy::Router(cfg.routes), {}, {}});
+  for (const auto& r : cfg.routes) table->retry.emplace_back(r.retry);
   for (const auto& c : cfg.clusters) {
     auto old = previous ? previous->cluster(c.name) : nullptr;
     if (old && old->cfg() == c) {

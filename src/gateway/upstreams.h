@@ -12,6 +12,7 @@
 #include "gateway/direct_pool.h"
 #include "gateway/registry.h"
 #include "proxy/cluster.h"
+#include "proxy/retry.h"
 #include "proxy/router.h"
 
 namespace proxer::gateway {
@@ -40,6 +41,12 @@ class UpstreamCluster {
 struct RouteTable {
   proxy::Router router;
   std::vector<std::shared_ptr<UpstreamCluster>> clusters;
+  // Each route's retry policy, parsed once (parallel to router.routes()).
+  std::vector<proxy::RetryPolicy> retry;
+  // `route` is one of router.routes() (what match() returned).
+  const proxy::RetryPolicy& retry_policy(const config::RouteConfig& route) const {
+    return retry[static_cast<std::size_t>(&route - router.routes().data())];
+  }
   std::shared_ptr<UpstreamCluster> cluster(std::string_view name) const {
     for (const auto& c : clusters) {
       if (c->name() == name) return c;

@@ -18,6 +18,7 @@ class Router {
   explicit Router(std::vector<config::RouteConfig> routes);
   // The first route (in file order) that the request satisfies, or nullptr.
   const config::RouteConfig* match(const bhttp::request_header<>& req) const;
+  const std::vector<config::RouteConfig>& routes() const { return routes_; }
 
  private:
   std::vector<config::RouteConfig> routes_;
