@@ -7,7 +7,7 @@ BUILD_PKGS=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
   libssl-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libc-ares-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libc-ares-dev libmimalloc-dev
 )
 TEST_PKGS=(curl python3 python3-websockets procps iproute2 openssl wrk redis-server redis-tools tinyproxy chromium nginx dnsmasq etcd-server)
 BENCH_PKGS=(wrk nginx openssh-server openssh-client)

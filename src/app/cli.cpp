@@ -122,6 +122,11 @@ void setup_logging(const std::string& level, bool json) {
   log::set_json(json);
 }
 
+// Each command runs one event loop on one thread: the reactor needs no per-descriptor locking.
+// The scheduler keeps its lock (the resolver's helper thread posts completions into it), so
+// UNSAFE_IO rather than UNSAFE.
+constexpr int kLoopHint = BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO;
+
 // Runs `ioc` until a signal asks to stop: first SIGINT/SIGTERM drains via `stop`, a second one
 // exits at once.
 void run_until_signal(net::io_context& ioc, std::function<void(std::function<void()>)> stop) {
@@ -279,7 +284,7 @@ class Reloader {
 
 int run_gateway(config::GatewayConfig cfg, const GatewayFlags& flags) {
   setup_logging(cfg.log_level, cfg.log_json);
-  net::io_context ioc(1);
+  net::io_context ioc(kLoopHint);
   const bool watch = cfg.reload_watch;
   std::optional<gateway::Gateway> gw;
   try {
@@ -385,7 +390,7 @@ std::optional<config::AgentConfig> build_agent_config(const AgentFlags& f,
 
 int run_agent(config::AgentConfig cfg, bool print_urls) {
   setup_logging(cfg.log_level, cfg.log_json);
-  net::io_context ioc(1);
+  net::io_context ioc(kLoopHint);
   std::shared_ptr<agent::Agent> a;
   try {
     a = std::make_shared<agent::Agent>(ioc.get_executor(), cfg);
@@ -430,7 +435,7 @@ int run_up(const GatewayFlags& f) {
   if (!cfg) return fail_with(errors, "options");
   setup_logging(cfg->log_level, cfg->log_json);
 
-  net::io_context ioc(1);
+  net::io_context ioc(kLoopHint);
   gateway::Gateway gw(ioc.get_executor(), *cfg);
   if (auto err = gw.bind(); !err.empty()) {
     std::fprintf(stderr, "proxer: %s\n", err.c_str());

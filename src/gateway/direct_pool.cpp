@@ -22,7 +22,14 @@ DirectConn::~DirectConn() {
 }
 
 awaitable<error_code> DirectConn::write(net::const_buffer data) {
-  auto [ec, n] = co_await io_.write(data);
+  error_code ec;
+  if (auto* sock = io_.plain_tcp()) {  // the common case without Stream's frames
+    auto [wec, n] = co_await net::async_write(*sock, data, use_nothrow);
+    ec = wec;
+  } else {
+    auto [wec, n] = co_await io_.write(data);
+    ec = wec;
+  }
   if (ec) broken_ = true;
   co_return ec;
 }
@@ -30,7 +37,14 @@ awaitable<error_code> DirectConn::write(net::const_buffer data) {
 awaitable<error_code> DirectConn::wait_more(std::size_t have) {
   while (in_.size() <= have) {
     if (broken_) co_return net::error::operation_aborted;
-    auto [ec, n] = co_await io_.read_some(in_.prepare(kReadChunk));
+    const auto room = in_.prepare(kReadChunk);
+    error_code ec;
+    std::size_t n = 0;
+    if (auto* sock = io_.plain_tcp()) {  // the common case without Stream's frames
+      std::tie(ec, n) = co_await sock->async_read_some(room, use_nothrow);
+    } else {
+      std::tie(ec, n) = co_await io_.read_some(room);
+    }
     in_.commit(n);
     if (ec) {
       broken_ = true;

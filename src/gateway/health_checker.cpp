@@ -108,7 +108,7 @@ void HealthChecker::stop() {
   stopped_ = true;
   for (auto& e : endpoints_) {
     e->timer.cancel();  // the wait between checks, or a probe's deadline (which ends the probe)
-    if (e->up) e->up.aborter()();
+    if (e->up) e->up.abort();
   }
 }
 
@@ -147,7 +147,7 @@ awaitable<void> HealthChecker::expire(std::size_t i) {
     if (ec && !stopped_) co_return;  // the probe finished first and cancelled this wait
   }
   // The deadline passed, or stop(): a read or write in progress ends now.
-  if (e.up) e.up.aborter()();
+  if (e.up) e.up.abort();
 }
 
 awaitable<HealthChecker::Outcome> HealthChecker::probe(std::size_t i) {

@@ -4,9 +4,11 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/container/small_vector.hpp>
 #include <optional>
 #include <variant>
 
+#include "core/lazy_deadline.h"
 #include "core/log.h"
 #include "gateway/agent_conn.h"
 #include "gateway/poll_carrier.h"
@@ -52,6 +54,8 @@ namespace fwd {
 
 // Bodies up to this size are kept while they stream, so that a retry can send them again.
 constexpr std::size_t kReplayLimit = 64 * 1024;
+// Per-endpoint state of a routed request is stored inline up to this many endpoints.
+constexpr std::size_t kInlineEndpoints = 16;
 
 // Where one attempt goes: a tunnel (an endpoint of a cluster, or the tunnel of Host/path
 // routing) or a direct endpoint's pool.
@@ -101,8 +105,8 @@ struct RouteState {
   const config::RouteConfig& route;
   std::shared_ptr<RouteTable> table;  // the configuration the request was routed by
   std::shared_ptr<UpstreamCluster> cluster;
-  std::uint64_t key = 0;  // ip_hash / ring_hash key
-  std::vector<bool> tried;
+  std::uint64_t key = 0;                                         // ip_hash / ring_hash key
+  boost::container::small_vector<bool, kInlineEndpoints> tried;  // per endpoint
   std::optional<proxy::InFlight> in_flight;
 };
 
@@ -119,7 +123,7 @@ using fwd::Target;
 class ClientConn : public std::enable_shared_from_this<ClientConn> {
  public:
   ClientConn(PublicServer& server, tcp::socket sock)
-      : server_(server), ctx_(server.ctx_), sock_(std::move(sock)), timer_(sock_.get_executor()) {
+      : server_(server), ctx_(server.ctx_), sock_(std::move(sock)) {
     error_code ec;
     auto ep = sock_.remote_endpoint(ec);
     if (!ec) {
@@ -162,10 +166,11 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
                                    std::optional<bhttp::response_parser<bhttp::buffer_body>>& rpo,
                                    std::chrono::milliseconds timeout, std::uint64_t max_body,
                                    bool head_method);
-  // A stream of the tunnel or a connection of the pool: this client's held one, an idle one, or
-  // a new one (`reuse` false: only a new one).
-  awaitable<std::optional<AttemptFailure>> acquire(Target& to, bool reuse, Upstream& up,
-                                                   bool& reused);
+  // This client's held stream or connection to `to`, or an idle one of its pool: false when
+  // there is none. Not a coroutine: the common keep-alive case costs no frame.
+  bool take_reusable(Target& to, Upstream& up);
+  // A new stream of the tunnel or a new connection of the pool.
+  awaitable<std::optional<AttemptFailure>> open_new(Target& to, Upstream& up);
   // Streams the request body from the client to `up` (keeping a copy when asked), or replays
   // the copy. Finished when the client was answered or is gone.
   awaitable<AttemptResult> send_body(Target& to, Upstream& up, RequestBody& body,
@@ -192,12 +197,10 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
     co_return ec;
   }
   awaitable<void> lingering_close();
-  // Arms the connection's deadline: on expiry the socket is cancelled and timed_out_ set.
-  void arm(std::chrono::milliseconds d);
-  void disarm() {
-    ++deadline_gen_;
-    timer_.cancel();
-  }
+  // Arms the connection's deadline: on expiry the socket is cancelled (timed_out() then).
+  void arm(std::chrono::milliseconds d) { deadline_.arm(d); }
+  void disarm() { deadline_.disarm(); }
+  bool timed_out() const { return deadline_.expired(); }
 
   awaitable<Outcome> handle_poll(bhttp::request_parser<bhttp::buffer_body>& p);
 
@@ -247,29 +250,24 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   std::shared_ptr<Tunnel> held_tunnel_;
   std::shared_ptr<DirectPool> held_pool_;
   tcp::socket sock_;
-  net::steady_timer timer_;
+  // Read/write deadline of the client side (declared after sock_: its callback cancels sock_).
+  LazyDeadline deadline_{sock_.get_executor(), [this] {
+                           error_code ignored;
+                           sock_.cancel(ignored);
+                         }};
+  // The response-head deadline of an attempt: aborts the upstream it watches.
+  Upstream* watched_ = nullptr;
+  LazyDeadline up_deadline_{sock_.get_executor(), [this] {
+                              if (watched_) watched_->abort();
+                            }};
   boost::beast::flat_buffer buf_;
   std::string client_ip_ = "unknown";
   std::string client_addr_ = "unknown";
-  std::string scratch_;  // request/response head serialisation
+  std::string scratch_;  // response head serialisation
+  std::string up_head_;  // the upstream request head of the current exchange
   bool idle_ = false;
-  bool timed_out_ = false;
   bool busy_ = false;  // the last read filled the space offered
-  std::uint64_t deadline_gen_ = 0;
 };
-
-void ClientConn::arm(std::chrono::milliseconds d) {
-  timed_out_ = false;
-  timer_.expires_after(d);
-  timer_.async_wait([weak = weak_from_this(), gen = ++deadline_gen_](error_code ec) {
-    auto self = weak.lock();
-    // A handler queued just before disarm() must not fire for a later wait.
-    if (ec || !self || gen != self->deadline_gen_) return;
-    self->timed_out_ = true;
-    error_code ignored;
-    self->sock_.cancel(ignored);
-  });
-}
 
 awaitable<error_code> ClientConn::read_more() {
   // Small reads while the connection is quiet (an idle keep-alive connection holds little),
@@ -278,7 +276,7 @@ awaitable<error_code> ClientConn::read_more() {
   auto [ec, n] = co_await sock_.async_read_some(buf_.prepare(room), use_nothrow);
   buf_.commit(n);
   busy_ = n == room;
-  if (timed_out_ && ec == net::error::operation_aborted) ec = net::error::timed_out;
+  if (timed_out() && ec == net::error::operation_aborted) ec = net::error::timed_out;
   co_return ec;
 }
 
@@ -299,6 +297,7 @@ awaitable<void> ClientConn::run() {
     if (ctx_.draining && !first) break;
     if (buf_.size() == 0 && buf_.capacity() > kSmallRead) buf_.shrink_to_fit();  // frees it
     if (scratch_.capacity() > kSmallRead) std::string().swap(scratch_);
+    if (up_head_.capacity() > kSmallRead) std::string().swap(up_head_);
     const std::size_t head_len = co_await read_head(first);
     idle_ = false;
     first = false;
@@ -307,7 +306,7 @@ awaitable<void> ClientConn::run() {
     if (outcome == Outcome::Abort) {
       release_held();
       close();
-      timer_.cancel();
+      deadline_.cancel();
       co_return;
     }
     if (outcome != Outcome::KeepAlive) break;
@@ -334,7 +333,7 @@ awaitable<void> ClientConn::lingering_close() {
     disarm();
   }
   sock_.close(ec);
-  timer_.cancel();
+  deadline_.cancel();
 }
 
 awaitable<std::size_t> ClientConn::read_head(bool first) {
@@ -511,7 +510,9 @@ awaitable<Outcome> ClientConn::handle_route(const config::RouteConfig& route,
   } active{policy};
 
   RouteState rs{route, std::move(table), cluster};
-  rs.key = proxy::hash64(proxy::hash_key_of(policy.cfg().hash_key, req, client_ip_));
+  if (policy.balancer().uses_key()) {
+    rs.key = proxy::hash64(proxy::hash_key_of(policy.cfg().hash_key, req, client_ip_));
+  }
   rs.tried.assign(policy.endpoints().size(), false);
   auto first = pick(rs);
   if (auto* f = std::get_if<AttemptFailure>(&first)) {
@@ -527,29 +528,21 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
   auto& policy = rs.cluster->policy();
   auto& eps = policy.endpoints();
   const auto now = Clock::now();
-  std::vector<proxy::Candidate> candidates(eps.size());
-  std::vector<std::shared_ptr<Tunnel>> tunnels(eps.size());
-  std::string down, out;
+  // Inline storage: no allocation per request for clusters of up to kInlineEndpoints.
+  boost::container::small_vector<proxy::Candidate, fwd::kInlineEndpoints> candidates(eps.size());
+  // A tunnel endpoint is usable with a live agent that is not leaving.
+  auto tunnel_up = [&](std::size_t i) {
+    auto t = ctx_.registry.find(eps[i].cfg.tunnel_name);
+    return t && t->type == proto::TunnelType::Http && t->session && !t->session->closed() &&
+                   !t->session->going_away()
+               ? t
+               : nullptr;
+  };
   bool untried = false;
   for (std::size_t i = 0; i < eps.size(); ++i) {
     candidates[i].active = eps[i].active;
-    if (eps[i].cfg.tunnel) {
-      // A tunnel with a live agent that is not leaving.
-      auto t = ctx_.registry.find(eps[i].cfg.tunnel_name);
-      candidates[i].usable = t && t->type == proto::TunnelType::Http && t->session &&
-                             !t->session->closed() && !t->session->going_away();
-      if (candidates[i].usable) {
-        tunnels[i] = std::move(t);
-      } else {
-        down += (down.empty() ? "" : ", ") + eps[i].cfg.tunnel_name;
-      }
-    } else {
-      candidates[i].usable = true;
-    }
-    if (candidates[i].usable && !policy.in_rotation(i, now)) {
-      candidates[i].usable = false;
-      out += (out.empty() ? "" : ", ") + eps[i].cfg.url;
-    }
+    candidates[i].usable =
+        (!eps[i].cfg.tunnel || tunnel_up(i) != nullptr) && policy.in_rotation(i, now);
     untried = untried || (candidates[i].usable && !rs.tried[i]);
   }
   // A retry goes to another endpoint whenever one can take it.
@@ -568,6 +561,15 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
       f.code = "no_endpoint";
       f.message = "route '" + rs.route.name + "': cluster '" + policy.name() + "' has no endpoints";
     } else {
+      // The reasons, worked out again only now that they are needed.
+      std::string down, out;
+      for (std::size_t i = 0; i < eps.size(); ++i) {
+        if (eps[i].cfg.tunnel && !tunnel_up(i)) {
+          down += (down.empty() ? "" : ", ") + eps[i].cfg.tunnel_name;
+        } else if (!policy.in_rotation(i, now)) {
+          out += (out.empty() ? "" : ", ") + eps[i].cfg.url;
+        }
+      }
       f.code = "no_healthy_endpoint";
       f.message = "route '" + rs.route.name + "': no endpoint of cluster '" + policy.name() +
                   "' can take the request";
@@ -583,7 +585,7 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
   Target t;
   t.endpoint = i;
   if (eps[i].cfg.tunnel) {
-    t.tunnel = std::move(tunnels[i]);
+    t.tunnel = tunnel_up(i);
     t.stats = &t.tunnel->stats;
   } else {
     t.pool = rs.cluster->pool(i);
@@ -604,18 +606,20 @@ awaitable<Outcome> ClientConn::answer_failure(TunnelStats* stats, Clock::time_po
   co_return ka ? Outcome::KeepAlive : Outcome::Close;
 }
 
-awaitable<std::optional<AttemptFailure>> ClientConn::acquire(Target& to, bool reuse, Upstream& up,
-                                                             bool& reused) {
-  up = reuse ? take_held(to) : Upstream{};
-  if (!up && reuse) {
+bool ClientConn::take_reusable(Target& to, Upstream& up) {
+  up = take_held(to);
+  if (!up) {
     if (to.tunnel) {
       if (auto s = take_idle_stream(*to.tunnel)) up = Upstream(std::move(s));
     } else if (auto c = to.pool->take_idle()) {
       up = Upstream(std::move(c));
     }
   }
-  reused = static_cast<bool>(up);
-  if (up) co_return std::nullopt;
+  return static_cast<bool>(up);
+}
+
+awaitable<std::optional<AttemptFailure>> ClientConn::open_new(Target& to, Upstream& up) {
+  up = Upstream{};
   AttemptFailure f;
   f.kind = proxy::Failure::ConnectFailure;
   f.sent = false;
@@ -793,10 +797,13 @@ awaitable<AttemptResult> ClientConn::attempt(
   // a new one, when it can be (no body, or a body still unread or kept whole).
   bool reused = false;
   for (bool reuse = true;; reuse = false) {
-    if (auto f = co_await acquire(to, reuse, up, reused)) {
-      r.kind = AttemptResult::Failed;
-      r.failure = std::move(*f);
-      co_return r;
+    reused = reuse && take_reusable(to, up);
+    if (!reused) {
+      if (auto f = co_await open_new(to, up)) {
+        r.kind = AttemptResult::Failed;
+        r.failure = std::move(*f);
+        co_return r;
+      }
     }
     if (auto ec = co_await up.write(net::buffer(head))) {
       if (reused && body.replayable()) {
@@ -819,26 +826,16 @@ awaitable<AttemptResult> ClientConn::attempt(
     }
 
     // Response head, parsed in place from the upstream's receive buffer, under the deadline.
-    // The timer's handler holds its own reference to the upstream and a flag shared with this
-    // frame: it may run after this frame moved on.
-    auto fired = std::make_shared<bool>(false);
-    net::steady_timer deadline(sock_.get_executor());
-    deadline.expires_after(timeout);
-    deadline.async_wait([fired, abort = up.aborter()](error_code ec) {
-      if (ec || *fired) return;
-      *fired = true;
-      abort();
-    });
-    // When the attempt is over, a handler already queued (the timer expired just as the head
-    // arrived) must not abort the upstream while its response is relayed: it sees `fired` set.
+    // Disarmed for good when the attempt ends, before `up` can move or go away.
+    watched_ = &up;
+    up_deadline_.arm(timeout);
     struct Disarm {
-      net::steady_timer& t;
-      bool& fired;
+      ClientConn& c;
       ~Disarm() {
-        fired = true;
-        t.cancel();
+        c.up_deadline_.disarm();
+        c.watched_ = nullptr;
       }
-    } disarm_deadline{deadline, *fired};
+    } disarm_deadline{*this};
 
     bool stale = false;
     for (;;) {
@@ -855,7 +852,7 @@ awaitable<AttemptResult> ClientConn::attempt(
                            proxy::Failure::Reset, true);
         }
         if (auto ec = co_await up.wait_more(data.size())) {
-          if (*fired) {
+          if (up_deadline_.expired()) {
             co_return failed(
                 504, "timeout",
                 to.what() + " did not answer within " + config::format_duration(timeout),
@@ -960,9 +957,10 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
   http::strip_hop_by_hop(req, upgrade);
   http::add_forwarded(req, client_ip_, "http", host);
   if (route) proxy::apply_header_ops(route->request_headers, req);
-  req.target(target);
+  if (req.target() != target) req.target(target);
   if (chunked_req) req.set(bhttp::field::transfer_encoding, "chunked");
-  std::string head;
+  std::string& head = up_head_;  // kept by the connection: no allocation per request
+  head.clear();
   http::serialize_request_head(req, head);
 
   if (expect_continue) {

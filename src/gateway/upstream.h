@@ -47,13 +47,10 @@ class Upstream {
     stream_.reset();
     conn_.reset();
   }
-  // A callable that wakes this upstream's pending operations with operation_aborted (for a
-  // deadline timer, which may fire after the exchange moved on: it holds its own reference).
-  auto aborter() const {
-    return [s = stream_, c = conn_] {
-      if (s) s->abort();
-      if (c) c->abort();
-    };
+  // Wakes this upstream's pending operations with operation_aborted (a deadline passed).
+  void abort() {
+    if (stream_) stream_->abort();
+    if (conn_) conn_->abort();
   }
 
  private:

@@ -253,7 +253,9 @@ void add_forwarded(bhttp::fields& f, std::string_view client_ip, std::string_vie
   if (!proto.empty()) f.set(kXForwardedProto, proto);
   if (!host.empty()) f.set(kXForwardedHost, host);
 
-  std::string element = "for=";
+  std::string element;
+  element.reserve(32 + ip.size() + proto.size() + host.size());  // one allocation
+  element.append("for=");
   if (ip.empty()) {
     element.append("unknown");
   } else if (ip.find(':') != std::string_view::npos) {

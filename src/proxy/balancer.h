@@ -45,6 +45,8 @@ class Balancer {
   // An index into the endpoints among those `c[i].usable`, or nullopt when none is. `c` has one
   // entry per endpoint. `key` is hash64 of the request's hash key (ip_hash, ring_hash only).
   std::optional<std::size_t> pick(std::span<const Candidate> c, std::uint64_t key = 0);
+  // Whether pick() looks at `key` (ip_hash, ring_hash): the key need not be computed otherwise.
+  bool uses_key() const { return lb_ == Lb::IpHash || lb_ == Lb::RingHash; }
 
  private:
   std::optional<std::size_t> pick_weighted(std::span<const Candidate> c);

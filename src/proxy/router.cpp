@@ -78,10 +78,10 @@ void apply_header_ops(const config::HeaderOps& ops, bhttp::fields& fields) {
   for (const auto& [name, value] : ops.add) fields.insert(name, value);
 }
 
-std::string hash_key_of(std::string_view hash_key, const bhttp::request_header<>& req,
-                        std::string_view client_ip) {
+std::string_view hash_key_of(std::string_view hash_key, const bhttp::request_header<>& req,
+                             std::string_view client_ip) {
   if (hash_key.starts_with("header:")) {
-    if (auto it = req.find(hash_key.substr(7)); it != req.end()) return std::string(it->value());
+    if (auto it = req.find(hash_key.substr(7)); it != req.end()) return it->value();
   } else if (hash_key.starts_with("cookie:")) {
     const auto name = hash_key.substr(7);
     for (auto it = req.find(bhttp::field::cookie);
@@ -92,14 +92,14 @@ std::string hash_key_of(std::string_view hash_key, const bhttp::request_header<>
         auto item = cookies.substr(0, end);
         while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
         if (item.starts_with(name) && item.size() > name.size() && item[name.size()] == '=') {
-          return std::string(item.substr(name.size() + 1));
+          return item.substr(name.size() + 1);
         }
         if (end == std::string_view::npos) break;
         cookies.remove_prefix(end + 1);
       }
     }
   }
-  return std::string(client_ip);
+  return client_ip;
 }
 
 }  // namespace proxer::proxy

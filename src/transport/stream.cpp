@@ -6,6 +6,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -163,6 +164,21 @@ awaitable<std::pair<error_code, T>> with_deadline(awaitable<std::pair<error_code
 
 awaitable<std::pair<error_code, tcp::socket>> connect_impl(net::any_io_executor ex,
                                                            std::string host, std::string port) {
+  // An IP literal and a numeric port need no resolver (whose lookups run on a helper thread).
+  error_code aec;
+  const auto addr = net::ip::make_address(host, aec);
+  unsigned long port_number = 0;
+  const auto [end, pec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
+  if (!aec && pec == std::errc() && end == port.data() + port.size() && port_number <= 65535) {
+    tcp::socket sock(ex);
+    const tcp::endpoint ep(addr, static_cast<std::uint16_t>(port_number));
+    auto [cec] = co_await sock.async_connect(ep, use_nothrow);
+    if (!cec) {
+      error_code ignored;
+      sock.set_option(tcp::no_delay(true), ignored);
+    }
+    co_return std::pair{cec, std::move(sock)};
+  }
   tcp::resolver resolver(ex);
   auto [rec, results] = co_await resolver.async_resolve(host, port, use_nothrow);
   tcp::socket sock(ex);

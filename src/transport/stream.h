@@ -68,6 +68,9 @@ class Stream {
   }
   // The underlying TCP socket (TCP and TLS carriers), for socket options.
   tcp::socket* tcp_socket();
+  // The socket of a plain TCP carrier with no unread prefix: callers on a hot path may read and
+  // write it directly (one coroutine frame less per operation than read_some/write).
+  tcp::socket* plain_tcp() { return prefix_.empty() ? std::get_if<tcp::socket>(&v_) : nullptr; }
 
  private:
   std::variant<tcp::socket, TlsStream, UnixSocket, WsStream, WssStream> v_;

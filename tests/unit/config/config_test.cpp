@@ -44,17 +44,9 @@ class TempDir {
   fs::path path_;
 };
 
-// The checkout's examples/ folder: found from this source file's path, or (when the compiler
-// recorded a relative path) by walking up from the working directory.
+// The checkout's examples/ folder.
 fs::path examples_dir() {
-  const fs::path source(__FILE__);
-  if (source.is_absolute())
-    return source.parent_path().parent_path().parent_path().parent_path() / "examples";
-  for (auto dir = fs::current_path(); !dir.empty(); dir = dir.parent_path()) {
-    if (fs::exists(dir / "examples" / "gateway.toml")) return dir / "examples";
-    if (dir == dir.parent_path()) break;
-  }
-  return "examples";
+  return fs::path(PROXER_SOURCE_DIR) / "examples";
 }
 
 using testing::has_error;

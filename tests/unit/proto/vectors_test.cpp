@@ -203,7 +203,7 @@ std::map<std::string, ByteVec> vectors_in_document(const std::filesystem::path& 
 
 TEST(ProtocolVectors, DocumentShowsTheSameBytes) {
   // This file lives at tests/unit/proto/; the spec at docs/PROTOCOL.md.
-  const auto doc = std::filesystem::path(__FILE__).parent_path() / "../../../docs/PROTOCOL.md";
+  const auto doc = std::filesystem::path(PROXER_SOURCE_DIR) / "docs/PROTOCOL.md";
   ASSERT_TRUE(std::filesystem::exists(doc)) << doc;
   const auto documented = vectors_in_document(doc);
   const auto expected = vectors();
