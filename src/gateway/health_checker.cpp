@@ -159,7 +159,8 @@ awaitable<HealthChecker::Outcome> HealthChecker::probe(std::size_t i) {
     // agents' own checks, TUNNEL_HEALTH).
     auto t = ctx_.registry.pick(e.cfg.tunnel_name, proxy::Lb::RoundRobin);
     if (!t) {
-      o.reason = "tunnel '" + e.cfg.tunnel_name + "' has no connected, healthy agent";
+      o.reason = "tunnel '" + e.cfg.tunnel_name +
+                 "' has no connected agent (with a healthy local service)";
       co_return o;
     }
     if (t->type != proto::TunnelType::Http) {

@@ -217,9 +217,9 @@ class PoolsTest(harness.ProxerTestCase):
         # Both unhealthy: a clear 503.
         self.set_backend_health(self.be_b, False)
         self.wait_members(gw, "app", 2, procs=[gw, a, b], in_rotation=0)
-        status, _, body = harness.http_request("GET", gw.ports.listen, "/t/app/conn")
+        status, headers, body = harness.http_request("GET", gw.ports.listen, "/t/app/conn")
         self.assertEqual(status, 503)
-        self.assertIn(b"no_healthy_endpoint", body)
+        self.assertEqual(headers.get("X-Proxer-Error"), "no_healthy_endpoint")
         self.assertIn(b"no connected agent whose local service is healthy", body)
         self.assertFalse(harness.find_tunnel(gw.ports.admin, "app")["healthy"])
 
@@ -281,7 +281,7 @@ class PoolsTest(harness.ProxerTestCase):
                         break
                     data += chunk
             head, _, body = data.partition(b"\r\n\r\n")
-            self.assertTrue(head.startswith(b"HTTP/1.0 200"), head)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
             return json.loads(body)["port"]
 
         ports = [conn_port() for _ in range(6)]
