@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket/error.hpp>
 
@@ -44,6 +46,12 @@ std::string_view to_string(State s) {
 
 Agent::Agent(net::any_io_executor ex, config::AgentConfig cfg)
     : ex_(ex), cfg_(std::move(cfg)), event_(ex), sleep_timer_(ex), climb_timer_(ex) {
+  for (std::size_t i = 0; i < cfg_.tunnels.size(); ++i) {
+    if (const auto& hc = cfg_.tunnels[i].health_check) {
+      checks_.push_back(Check{i, proxy::HealthTracker(*hc), {}});
+      check_timers_.push_back(std::make_shared<net::steady_timer>(ex));
+    }
+  }
   const auto& scheme = cfg_.gateway_scheme;
   if (scheme == "auto") {
     ladder_ = {{"tls", ""}, {"wss", "/ws"}, {"https", ""}};
@@ -89,12 +97,17 @@ void Agent::start() {
   }
   net::co_spawn(
       ex_, [self]() { return self->run(); }, DetachedTask{"agent"});
+  for (std::size_t c = 0; c < checks_.size(); ++c) {
+    net::co_spawn(
+        ex_, [self, c]() { return self->check_loop(c); }, DetachedTask{"agent health check"});
+  }
 }
 
 void Agent::stop(std::function<void()> done) {
   stopping_ = true;
   sleep_timer_.cancel();
   climb_timer_.cancel();
+  for (auto& t : check_timers_) t->cancel();
   event_.notify();
   bool any = false;
   for (const auto& link : std::vector<std::shared_ptr<Link>>(links_)) {
@@ -323,8 +336,127 @@ void Agent::send_registrations(const std::shared_ptr<Link>& link) {
     spec.local_target = t.host + ":" + t.port;
     spec.token = t.token.reveal();
     spec.remote_port = t.remote_port;
+    spec.pool = t.pool;
     link->session->send_control(FrameType::RegisterTunnel, 0, proto::encode(spec));
   }
+  // The gateway takes a new registration for healthy: correct it where the agent knows better
+  // (the gateway reads frames in order, so this follows the registration).
+  for (const auto& c : checks_) {
+    if (!c.tracker.healthy()) report_health(link, c);
+  }
+}
+
+bool Agent::tunnel_healthy(std::string_view name) const {
+  for (const auto& c : checks_) {
+    if (cfg_.tunnels[c.tunnel].name == name) return c.tracker.healthy();
+  }
+  return true;
+}
+
+void Agent::report_health(const std::shared_ptr<Link>& link, const Check& c) {
+  if (!link || link->closed || !link->auth || !link->auth->ok) return;
+  const auto& f = link->auth->features;
+  if (std::find(f.begin(), f.end(), proto::kFeatureTunnelHealth) == f.end()) {
+    if (!warned_no_health_feature_) {
+      warned_no_health_feature_ = true;
+      logger()->warn(
+          "the gateway does not take health reports (an older version): it keeps sending to "
+          "this agent whatever its health checks say");
+    }
+    return;
+  }
+  proto::TunnelHealth h;
+  h.name = cfg_.tunnels[c.tunnel].name;
+  h.healthy = c.tracker.healthy();
+  h.reason = h.healthy ? std::string() : c.reason;
+  link->session->send_control(FrameType::TunnelHealth, 0, proto::encode(h));
+}
+
+awaitable<void> Agent::check_loop(std::size_t c) {
+  auto self = shared_from_this();
+  const auto& t = cfg_.tunnels[checks_[c].tunnel];
+  const auto timer = check_timers_[c];
+  while (!stopping_) {
+    const auto failed = co_await probe(t);
+    if (stopping_) co_return;
+    auto& check = checks_[c];
+    if (failed) check.reason = *failed;
+    const auto transition = check.tracker.record(!failed);
+    const std::string where = t.host + ":" + t.port;
+    if (transition == proxy::HealthTracker::Transition::BecameUnhealthy) {
+      logger()->warn(
+          "tunnel '{}': local target {} is unhealthy ({}); asking the gateway to stop "
+          "sending to this agent",
+          t.name, where, check.reason);
+      report_health(current_, check);
+    } else if (transition == proxy::HealthTracker::Transition::BecameHealthy) {
+      logger()->info("tunnel '{}': local target {} is healthy again", t.name, where);
+      report_health(current_, check);
+    } else if (failed) {
+      logger()->debug("tunnel '{}': health check failed: {}", t.name, *failed);
+    }
+    timer->expires_after(t.health_check->interval);
+    co_await timer->async_wait(use_nothrow);
+  }
+}
+
+awaitable<std::optional<std::string>> Agent::probe(const config::TunnelConfig& t) {
+  const auto& hc = *t.health_check;
+  const auto started = std::chrono::steady_clock::now();
+  std::optional<std::string> failed;
+  auto [ec, sock] = co_await transport::connect_tcp(ex_, t.host, t.port, hc.timeout);
+  if (ec) {
+    failed = "cannot connect: " + ec.message();
+    co_return failed;
+  }
+  if (!hc.enabled()) co_return failed;  // a connect check
+  // One deadline for the whole check, connect included.
+  const auto left = std::max<std::chrono::steady_clock::duration>(
+      hc.timeout - (std::chrono::steady_clock::now() - started), std::chrono::milliseconds(1));
+  Deadline deadline(ex_, left, [&sock] {
+    error_code ignored;
+    sock.close(ignored);
+  });
+  const bool v6 = t.host.find(':') != std::string::npos;
+  const std::string host =
+      hc.host.empty() ? (v6 ? "[" + t.host + "]" : t.host) + ":" + t.port : hc.host;
+  const std::string request = hc.method + " " + hc.path + " HTTP/1.1\r\nHost: " + host +
+                              "\r\nUser-Agent: proxer-agent-health-check\r\n"
+                              "Accept: */*\r\nConnection: close\r\n\r\n";
+  auto [wec, written] = co_await net::async_write(sock, net::buffer(request), use_nothrow);
+  if (wec) {
+    failed = deadline.expired() ? "timed out sending the request" : "send: " + wec.message();
+    co_return failed;
+  }
+  // The status line is all a check needs: at most 1 KiB of it is read.
+  std::string head;
+  std::array<char, 512> chunk{};
+  while (head.find("\r\n") == std::string::npos && head.size() < 1024) {
+    auto [rec, n] = co_await sock.async_read_some(net::buffer(chunk), use_nothrow);
+    head.append(chunk.data(), n);
+    if (rec) break;
+  }
+  deadline.done();
+  const auto eol = head.find("\r\n");
+  if (eol == std::string::npos) {
+    failed = deadline.expired() ? "no response within " + config::format_duration(hc.timeout)
+                                : "no status line in the response";
+    co_return failed;
+  }
+  const std::string_view line(head.data(), eol);
+  unsigned status = 0;
+  const bool ok_line = line.size() >= 12 && line.starts_with("HTTP/1.") && line[8] == ' ' &&
+                       std::all_of(line.begin() + 9, line.begin() + 12,
+                                   [](char ch) { return ch >= '0' && ch <= '9'; });
+  if (!ok_line) {
+    failed = "malformed status line";
+    co_return failed;
+  }
+  status = static_cast<unsigned>((line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0'));
+  if (!proxy::status_expected(status, hc)) {
+    failed = hc.method + " " + hc.path + " answered " + std::to_string(status);
+  }
+  co_return failed;
 }
 
 awaitable<bool> Agent::wait_registered(const std::shared_ptr<Link>& link) {

@@ -11,6 +11,12 @@
 // make-before-break: the new session authenticates with `handover`, registers every tunnel
 // (the gateway moves each tunnel as its registration arrives), and only then is the old
 // session sent GOAWAY and closed once its streams end. A tunnel never stops routing.
+//
+// A tunnel with [tunnels.health_check] has its local target checked on a timer (a connect, or
+// an HTTP request) with hysteresis (proxy::HealthTracker). Each verdict change is logged once
+// and sent to the gateway as TUNNEL_HEALTH (when it lists the tunnel_health feature), which
+// takes this agent out of the tunnel's rotation while the target is unhealthy. A session that
+// registers a tunnel whose target is unhealthy reports that right after the registration.
 #include <functional>
 #include <memory>
 #include <vector>
@@ -18,6 +24,7 @@
 #include "config/config.h"
 #include "core/asio.h"
 #include "core/event.h"
+#include "proxy/health.h"
 #include "tunnel/session.h"
 
 namespace proxer::agent {
@@ -52,6 +59,9 @@ class Agent : public tunnel::SessionHandler, public std::enable_shared_from_this
                proto::OpenStream open) override;
   void on_closed(tunnel::Session& s, const std::string& reason) override;
 
+  // Whether tunnel `name`'s local target passes the agent's health checks (true without checks).
+  bool tunnel_healthy(std::string_view name) const;
+
  private:
   // One way to reach the gateway: a scheme of config (tcp, tls, ws, wss, http, https) and its
   // path (WebSocket path, long-poll prefix), on cfg_'s host and port.
@@ -69,6 +79,18 @@ class Agent : public tunnel::SessionHandler, public std::enable_shared_from_this
     std::size_t replies = 0;     // REGISTER_TUNNEL replies received
     std::size_t registered = 0;  // ... of which accepted
   };
+  // The agent's checks of one tunnel's local target ([tunnels.health_check]).
+  struct Check {
+    std::size_t tunnel = 0;  // index in cfg_.tunnels
+    proxy::HealthTracker tracker;
+    std::string reason;  // the last failed check's reason
+  };
+  // Checks tunnel `c` every interval until the agent stops.
+  awaitable<void> check_loop(std::size_t c);
+  // One check; nullopt when it passed, else why it failed.
+  awaitable<std::optional<std::string>> probe(const config::TunnelConfig& t);
+  // Sends TUNNEL_HEALTH for check `c` on `link` when the gateway takes it.
+  void report_health(const std::shared_ptr<Link>& link, const Check& c);
 
   awaitable<void> run();
   // Dials rung `r` and authenticates; nullptr with *why on failure.
@@ -105,6 +127,9 @@ class Agent : public tunnel::SessionHandler, public std::enable_shared_from_this
   std::function<void(const std::string&)> on_auth_failed_;
   net::steady_timer sleep_timer_;
   net::steady_timer climb_timer_;
+  std::vector<Check> checks_;
+  std::vector<std::shared_ptr<net::steady_timer>> check_timers_;  // one per check; stop() cancels
+  bool warned_no_health_feature_ = false;
 };
 
 }  // namespace proxer::agent

@@ -198,6 +198,12 @@ struct TunnelConfig {
   Secret token;                   // per-tunnel token, empty = none
   std::uint16_t remote_port = 0;  // TCP: public port asked of the gateway; 0 = it picks
   std::string proxy_protocol;     // TCP: "" | "v1" | "v2": PROXY header sent to the local target
+  bool pool = false;  // (pool) share the name with other agents that set it too (a pool)
+  // ([tunnels.health_check]) the agent checks its local target and reports verdict changes to
+  // the gateway; absent = no checks. An empty path is a connect check (the only kind for TCP
+  // tunnels); a path is an HTTP request whose status must be in expected_status.
+  std::optional<HealthCheckConfig> health_check;
+  bool operator==(const TunnelConfig&) const = default;
 };
 
 struct AgentConfig {

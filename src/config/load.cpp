@@ -466,6 +466,9 @@ class Reader {
     }
   }
 
+  // Whether the table exists in the input (a section() that is absent reads nothing).
+  bool present() const { return table_ != nullptr; }
+
   void finish() {
     if (!table_) return;
     for (const auto& [key, node] : *table_) {
@@ -694,6 +697,21 @@ void read_agent(Reader& r, AgentConfig& c) {
     t.secret("token", tunnel.token);
     t.count("remote_port", tunnel.remote_port);
     t.string("proxy_protocol", tunnel.proxy_protocol, "v2");
+    t.boolean("pool", tunnel.pool);
+    {
+      auto hc = t.section("health_check");
+      HealthCheckConfig h;
+      hc.string("path", h.path, "/healthz");
+      hc.string("method", h.method, "GET");
+      hc.string("host", h.host, "localhost");
+      hc.duration("interval", h.interval);
+      hc.duration("timeout", h.timeout);
+      hc.status_ranges("expected_status", h.expected_status);
+      hc.count("healthy_threshold", h.healthy_threshold);
+      hc.count("unhealthy_threshold", h.unhealthy_threshold);
+      hc.finish();
+      if (hc.present()) tunnel.health_check = std::move(h);
+    }
     t.finish();
     c.tunnels.push_back(std::move(tunnel));  // even when broken: keeps indexes equal to the file's
   });

@@ -199,21 +199,9 @@ bool path_ok(std::string_view p) {
 }
 
 // Connection pool, upstream TLS, health checks, outlier ejection, breaker of one cluster.
-void check_cluster_policies(Checker& c, const std::string& prefix, const ClusterConfig& cl) {
-  c.duration(prefix + "connect_timeout", cl.connect_timeout);
-  c.duration(prefix + "tls_handshake_timeout", cl.tls_handshake_timeout);
-  c.duration(prefix + "idle_timeout", cl.idle_timeout);
-  c.range(prefix + "max_idle", cl.max_idle, 0, 100'000, false);
-  if (!cl.ca_file.empty()) c.readable_file(prefix + "ca", cl.ca_file);
-  if (!cl.ca_file.empty() && cl.insecure) {
-    c.add(prefix + "insecure", "contradicts ca (insecure skips the verification ca is for)",
-          prefix + "ca");
-  }
-  if (!cl.server_name.empty() && !valid_host(cl.server_name)) {
-    c.add(prefix + "server_name", "expected a host name, got " + quote(cl.server_name));
-  }
-  const auto& h = cl.health_check;
-  const auto hp = prefix + "health_check.";
+
+// A [health_check] table (a cluster's, or an agent tunnel's); `hp` ends with '.'.
+void check_health(Checker& c, const std::string& hp, const HealthCheckConfig& h) {
   if (h.enabled() && !path_ok(h.path)) {
     c.add(hp + "path",
           "must start with '/' and contain no fragment or spaces, got " + quote(h.path));
@@ -228,6 +216,22 @@ void check_cluster_policies(Checker& c, const std::string& prefix, const Cluster
   c.duration(hp + "timeout", h.timeout);
   c.range(hp + "healthy_threshold", h.healthy_threshold, 1, 1000, false);
   c.range(hp + "unhealthy_threshold", h.unhealthy_threshold, 1, 1000, false);
+}
+
+void check_cluster_policies(Checker& c, const std::string& prefix, const ClusterConfig& cl) {
+  c.duration(prefix + "connect_timeout", cl.connect_timeout);
+  c.duration(prefix + "tls_handshake_timeout", cl.tls_handshake_timeout);
+  c.duration(prefix + "idle_timeout", cl.idle_timeout);
+  c.range(prefix + "max_idle", cl.max_idle, 0, 100'000, false);
+  if (!cl.ca_file.empty()) c.readable_file(prefix + "ca", cl.ca_file);
+  if (!cl.ca_file.empty() && cl.insecure) {
+    c.add(prefix + "insecure", "contradicts ca (insecure skips the verification ca is for)",
+          prefix + "ca");
+  }
+  if (!cl.server_name.empty() && !valid_host(cl.server_name)) {
+    c.add(prefix + "server_name", "expected a host name, got " + quote(cl.server_name));
+  }
+  check_health(c, prefix + "health_check.", cl.health_check);
   const auto& o = cl.outlier;
   const auto op = prefix + "outlier.";
   c.duration(op + "base_ejection_time", o.base_ejection_time);
@@ -671,6 +675,19 @@ std::vector<Issue> check_agent(AgentConfig& cfg, Completeness completeness) {
               "expected \"v1\" or \"v2\" (or leave it out), got " + quote(t.proxy_protocol));
       } else if (!t.tcp && !t.url.empty()) {
         c.add(prefix + "proxy_protocol", "only TCP tunnels (tcp://) send a PROXY protocol header");
+      }
+    }
+    if (t.health_check) {
+      const auto hp = prefix + "health_check.";
+      check_health(c, hp, *t.health_check);
+      if (t.tcp && t.health_check->enabled()) {
+        c.add(hp + "path",
+              "a TCP tunnel's check is a connect check: leave path out (it is for HTTP tunnels)");
+      }
+      if (t.health_check->timeout > t.health_check->interval) {
+        c.add(hp + "timeout",
+              "must be at most interval (" + format_duration(t.health_check->interval) + ")",
+              hp + "interval");
       }
     }
   }

@@ -44,35 +44,84 @@ std::string health_json(const Context& ctx) {
   return json::serialize(o);
 }
 
+namespace {
+
+json::object stats_json(const TunnelStats& s) {
+  const double avg = s.request_count ? static_cast<double>(s.latency_us_total) /
+                                           static_cast<double>(s.request_count) / 1000.0
+                                     : 0.0;
+  return json::object{{"request_count", s.request_count},
+                      {"error_count", s.error_count},
+                      {"bytes_in", s.bytes_in},
+                      {"bytes_out", s.bytes_out},
+                      {"avg_latency_ms", std::round(avg * 1000.0) / 1000.0},
+                      {"last_status", s.last_status}};
+}
+
+}  // namespace
+
 std::string tunnels_json(const Context& ctx) {
   json::array arr;
-  for (const auto& t : ctx.registry.all()) {
-    const auto& s = t->stats;
-    const double avg = s.request_count ? static_cast<double>(s.latency_us_total) /
-                                             static_cast<double>(s.request_count) / 1000.0
-                                       : 0.0;
-    json::object o{{"name", t->name},
-                   {"type", t->type == proto::TunnelType::Tcp ? "tcp" : "http"},
-                   {"agent_id", t->agent_id},
-                   {"local_target", t->local_target},
-                   {"token_required", !t->token.empty()},
-                   {"connected_since", iso8601(t->connected_since)},
-                   {"request_count", s.request_count},
-                   {"error_count", s.error_count},
-                   {"bytes_in", s.bytes_in},
-                   {"bytes_out", s.bytes_out},
-                   {"avg_latency_ms", std::round(avg * 1000.0) / 1000.0},
-                   {"last_status", s.last_status},
-                   {"idle_streams", t->idle.size()}};
-    if (t->tcp) {  // TCP tunnels: request_count counts connections
-      o["public_port"] = t->public_port;
-      o["open_connections"] = t->tcp->connections();
+  for (const auto* p : ctx.registry.pools()) {
+    if (p->members.empty()) continue;
+    const auto& first = *p->members.front();
+    // One entry per name. Its counters add up the members'; agent, carrier and RTT are the
+    // first member's (the only one, without a pool); `members` has each member's own.
+    TunnelStats total;
+    std::size_t idle = 0, open_streams = 0, in_rotation = 0;
+    bool pooled = false;
+    json::array members;
+    for (const auto& m : p->members) {
+      const auto& s = m->stats;
+      total.request_count += s.request_count;
+      total.error_count += s.error_count;
+      total.bytes_in += s.bytes_in;
+      total.bytes_out += s.bytes_out;
+      total.latency_us_total += s.latency_us_total;
+      if (s.last_status != 0) total.last_status = s.last_status;
+      idle += m->idle.size();
+      pooled = pooled || m->pool;
+      const bool up = usable(*m);
+      in_rotation += up ? 1 : 0;
+      auto mo = stats_json(s);
+      mo["agent_id"] = m->agent_id;
+      mo["local_target"] = m->local_target;
+      mo["connected_since"] = iso8601(m->connected_since);
+      mo["healthy"] = m->healthy;  // the agent's verdict on its local target
+      mo["in_rotation"] = up;      // healthy, connected and not leaving
+      mo["health_transitions"] = m->health_transitions;
+      if (!m->health_reason.empty()) mo["health_reason"] = m->health_reason;
+      mo["active_requests"] = m->active;
+      mo["idle_streams"] = m->idle.size();
+      if (m->session) {
+        mo["carrier"] = m->session->carrier();
+        mo["rtt_us"] = m->session->rtt().count();
+        mo["open_streams"] = m->session->stream_count();
+        open_streams += m->session->stream_count();
+      }
+      members.push_back(std::move(mo));
     }
-    if (t->session) {
-      o["carrier"] = t->session->carrier();
-      o["rtt_us"] = t->session->rtt().count();
-      o["open_streams"] = t->session->stream_count();
+    auto o = stats_json(total);
+    o["name"] = p->name;
+    o["type"] = first.type == proto::TunnelType::Tcp ? "tcp" : "http";
+    o["agent_id"] = first.agent_id;
+    o["local_target"] = first.local_target;
+    o["token_required"] = !first.token.empty();
+    o["connected_since"] = iso8601(first.connected_since);
+    o["idle_streams"] = idle;
+    if (first.tcp) {  // TCP tunnels: request_count counts connections
+      o["public_port"] = first.public_port;
+      o["open_connections"] = first.tcp->connections();
     }
+    if (first.session) {
+      o["carrier"] = first.session->carrier();
+      o["rtt_us"] = first.session->rtt().count();
+      o["open_streams"] = open_streams;
+    }
+    o["pool"] = pooled;
+    o["healthy"] = in_rotation > 0;  // some member can take requests
+    o["members_in_rotation"] = in_rotation;
+    o["members"] = std::move(members);
     arr.push_back(std::move(o));
   }
   return json::serialize(json::object{{"tunnels", std::move(arr)}});

@@ -87,6 +87,9 @@ void AgentConn::on_control(tunnel::Session&, const proto::FrameHeader& h, proto:
     case FrameType::UnregisterTunnel:
       on_unregister(payload);
       return;
+    case FrameType::TunnelHealth:
+      on_health(payload);
+      return;
     case FrameType::GoAway:
       logger()->info("agent '{}' is going away", agent_id_);
       return;
@@ -144,6 +147,7 @@ void AgentConn::on_auth(proto::Bytes payload) {
   resp.heartbeat_interval_ms = static_cast<std::uint32_t>(ctx_.cfg.heartbeat_interval.count());
   resp.max_payload = ctx_.cfg.max_frame;
   resp.window = ctx_.cfg.window;
+  resp.features = {std::string(proto::kFeatureTunnelHealth)};
   session_->set_max_payload(ctx_.cfg.max_frame);
   session_->set_window(ctx_.cfg.window);
   // The gateway heartbeats too: it measures RTT (shown in the admin API) and keeps NAT state
@@ -196,6 +200,7 @@ void AgentConn::on_register(proto::Bytes payload) {
     t->local_target = spec->local_target;
     t->token = Secret(spec->token);
     t->agent_id = agent_id_;
+    t->pool = spec->pool;
     t->agent = weak_from_this();
     t->session = session_;
     t->connected_since = std::chrono::system_clock::now();
@@ -208,9 +213,25 @@ void AgentConn::on_register(proto::Bytes payload) {
       // this one) gives its port up first, so the tunnel can get the same port again.
       ready = ctx_.registry.can_add(*t, &result.error);
       if (ready) {
-        if (auto old = ctx_.registry.find(t->name); old && old->tcp) old->tcp->stop();
-        t->tcp = open_tcp_listener(ctx_, t, spec->remote_port, &result.error);
-        ready = t->tcp != nullptr;
+        if (auto shared = ctx_.registry.shared_listener(*t)) {
+          // Joining a TCP pool: its one public port serves every member.
+          if (spec->remote_port != 0 && spec->remote_port != shared->port()) {
+            ready = false;
+            result.error = "tunnel '" + t->name + "' is pooled on port " +
+                           std::to_string(shared->port()) + ", not " +
+                           std::to_string(spec->remote_port);
+          } else {
+            t->tcp = std::move(shared);
+          }
+        } else {
+          if (const auto* pool = ctx_.registry.pool(t->name)) {
+            for (const auto& old : pool->members) {
+              if (old->tcp) old->tcp->stop();  // only this agent's stale members are left
+            }
+          }
+          t->tcp = open_tcp_listener(ctx_, t, spec->remote_port, &result.error);
+          ready = t->tcp != nullptr;
+        }
         if (ready) t->public_port = t->tcp->port();
       }
     }
@@ -222,12 +243,16 @@ void AgentConn::on_register(proto::Bytes payload) {
         if (std::find(tunnels_.begin(), tunnels_.end(), spec->name) == tunnels_.end()) {
           tunnels_.push_back(spec->name);
         }
+        const auto* pool = ctx_.registry.pool(spec->name);
+        const auto members = pool ? pool->members.size() : 1;
+        const std::string pooled =
+            members > 1 ? " (pool: " + std::to_string(members) + " members)" : "";
         if (t->tcp) {
-          logger()->info("TCP tunnel '{}' registered by agent '{}' on port {}", spec->name,
-                         agent_id_, t->public_port);
+          logger()->info("TCP tunnel '{}' registered by agent '{}' on port {}{}", spec->name,
+                         agent_id_, t->public_port, pooled);
         } else {
-          logger()->info("tunnel '{}' registered by agent '{}'{}", spec->name, agent_id_,
-                         t->token.empty() ? "" : " (token required)");
+          logger()->info("tunnel '{}' registered by agent '{}'{}{}", spec->name, agent_id_,
+                         t->token.empty() ? "" : " (token required)", pooled);
         }
       }
     }
@@ -250,6 +275,54 @@ void AgentConn::on_unregister(proto::Bytes payload) {
   ctx_.registry.remove(name, session_.get());
   std::erase(tunnels_, name);
   logger()->info("tunnel '{}' unregistered by agent '{}'", name, agent_id_);
+}
+
+void AgentConn::on_health(proto::Bytes payload) {
+  if (!authed_) {
+    session_->close(proto::ErrorCode::ProtocolError, "TUNNEL_HEALTH before authentication");
+    return;
+  }
+  std::string err;
+  auto h = proto::decode_tunnel_health(payload, &err);
+  if (!h) {
+    logger()->warn("agent '{}': malformed TUNNEL_HEALTH ignored: {}", agent_id_, err);
+    return;
+  }
+  auto m = ctx_.registry.member(h->name, session_.get());
+  if (!m) {
+    // A report for a tunnel this session does not serve (refused, or unregistered meanwhile).
+    logger()->debug("agent '{}': TUNNEL_HEALTH for tunnel '{}' it does not serve ignored",
+                    agent_id_, h->name);
+    return;
+  }
+  if (m->healthy == h->healthy) return;  // no transition: nothing to log or count
+  m->healthy = h->healthy;
+  // The reason reaches logs and the admin API: printable ASCII only, bounded.
+  m->health_reason.clear();
+  for (char c : std::string_view(h->reason).substr(0, 256)) {
+    m->health_reason.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  }
+  ++m->health_transitions;
+  std::size_t in_rotation = 0, members = 0;
+  if (const auto* pool = ctx_.registry.pool(h->name)) {
+    members = pool->members.size();
+    for (const auto& o : pool->members) in_rotation += usable(*o) ? 1 : 0;
+  }
+  if (h->healthy) {
+    logger()->info(
+        "tunnel '{}': agent '{}' reports its local target healthy again; back in rotation ({} of "
+        "{} member(s) in rotation)",
+        h->name, agent_id_, in_rotation, members);
+  } else {
+    // Its pooled streams lead to the broken target: new requests go to the other members.
+    for (auto& s : m->idle) s.stream->reset(proto::ErrorCode::Cancelled);
+    m->idle.clear();
+    logger()->warn(
+        "tunnel '{}': agent '{}' reports its local target unhealthy ({}); out of rotation ({} of "
+        "{} member(s) in rotation)",
+        h->name, agent_id_, m->health_reason.empty() ? "no reason given" : m->health_reason,
+        in_rotation, members);
+  }
 }
 
 void AgentConn::on_open(tunnel::Session&, std::shared_ptr<tunnel::Stream> stream,

@@ -43,6 +43,7 @@ class AgentConn : public tunnel::SessionHandler, public std::enable_shared_from_
   void on_auth(proto::Bytes payload);
   void on_register(proto::Bytes payload);
   void on_unregister(proto::Bytes payload);
+  void on_health(proto::Bytes payload);
   std::vector<std::string> urls_for(const std::string& name) const;
   std::string tcp_url_for(std::uint16_t port) const;
 

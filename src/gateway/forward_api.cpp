@@ -222,15 +222,19 @@ awaitable<ForwardReply> forward_json(Context& ctx, std::string_view request_json
   std::string err;
   auto req = parse_forward_request(request_json, &err);
   if (!req) co_return ForwardReply{400, error_json(err)};
-  auto t = ctx.registry.find(req->tunnel);
-  if (!t) co_return ForwardReply{404, error_json("tunnel '" + req->tunnel + "' not found")};
-  if (t->type == proto::TunnelType::Tcp) {
+  auto first = ctx.registry.find(req->tunnel);
+  if (!first) co_return ForwardReply{404, error_json("tunnel '" + req->tunnel + "' not found")};
+  if (first->type == proto::TunnelType::Tcp) {
     co_return ForwardReply{400, error_json("tunnel '" + req->tunnel + "' is a TCP tunnel")};
   }
-  if (!t->session || t->session->closed()) {
-    co_return ForwardReply{
-        502, error_json("the agent of tunnel '" + req->tunnel + "' is not connected")};
+  // A member of the tunnel's pool, as for public requests.
+  auto t = ctx.registry.pick(req->tunnel);
+  if (!t) {
+    co_return ForwardReply{502, error_json("tunnel '" + req->tunnel +
+                                           "' has no connected agent whose local service is "
+                                           "healthy")};
   }
+  MemberLoad load(t);
   auto stream = t->session->open_stream({t->name, "admin", ""});
   if (!stream) {
     co_return ForwardReply{

@@ -155,9 +155,12 @@ awaitable<HealthChecker::Outcome> HealthChecker::probe(std::size_t i) {
   Outcome o;
   if (stopped_) co_return o;
   if (e.cfg.tunnel) {
-    auto t = ctx_.registry.find(e.cfg.tunnel_name);
-    if (!t || !t->session || t->session->closed() || t->session->going_away()) {
-      o.reason = "tunnel '" + e.cfg.tunnel_name + "' has no connected agent";
+    // A pooled tunnel: each check goes to the next usable member (per-member health is the
+    // agents' own checks, TUNNEL_HEALTH).
+    auto t = ctx_.registry.pick(e.cfg.tunnel_name, proxy::Lb::RoundRobin);
+    if (!t) {
+      o.reason = "tunnel '" + e.cfg.tunnel_name +
+                 "' has no connected agent (with a healthy local service)";
       co_return o;
     }
     if (t->type != proto::TunnelType::Http) {

@@ -64,6 +64,7 @@ struct Target {
   std::shared_ptr<DirectPool> pool;
   TunnelStats* stats = nullptr;  // the tunnel's, or the direct endpoint's; always set
   std::size_t endpoint = 0;      // index in the route's cluster
+  MemberLoad load;               // a tunnel member's request in flight (least_request)
   std::string what() const {
     return tunnel ? "tunnel '" + tunnel->name + "'" : "upstream " + pool->address();
   }
@@ -472,9 +473,21 @@ awaitable<Outcome> ClientConn::handle(std::size_t head_len) {
         "request body larger than " + std::to_string(ctx_.cfg.max_body_bytes) + " bytes", false);
     co_return Outcome::Close;
   }
+  // The member of the tunnel's pool that takes this request (the only one, without a pool).
+  auto member = ctx_.registry.pick(*name);
+  if (!member) {
+    ++t->stats.request_count;
+    ++t->stats.error_count;
+    t->stats.last_status = 503;
+    co_await respond_error(
+        503, "no_healthy_endpoint",
+        "tunnel '" + *name + "' has no connected agent whose local service is healthy", keep_alive);
+    co_return keep_alive ? Outcome::KeepAlive : Outcome::Close;
+  }
   Target to;
-  to.tunnel = std::move(t);
+  to.tunnel = std::move(member);
   to.stats = &to.tunnel->stats;
+  to.load = MemberLoad(to.tunnel);
   co_return co_await forward(std::move(to), p, std::move(target), nullptr);
 }
 
@@ -530,19 +543,14 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
   const auto now = Clock::now();
   // Inline storage: no allocation per request for clusters of up to kInlineEndpoints.
   boost::container::small_vector<proxy::Candidate, fwd::kInlineEndpoints> candidates(eps.size());
-  // A tunnel endpoint is usable with a live agent that is not leaving.
+  // An HTTP tunnel with a member that can take it (live agent, not leaving, healthy).
   auto tunnel_up = [&](std::size_t i) {
-    auto t = ctx_.registry.find(eps[i].cfg.tunnel_name);
-    return t && t->type == proto::TunnelType::Http && t->session && !t->session->closed() &&
-                   !t->session->going_away()
-               ? t
-               : nullptr;
+    return ctx_.registry.has_usable(eps[i].cfg.tunnel_name, proto::TunnelType::Http);
   };
   bool untried = false;
   for (std::size_t i = 0; i < eps.size(); ++i) {
     candidates[i].active = eps[i].active;
-    candidates[i].usable =
-        (!eps[i].cfg.tunnel || tunnel_up(i) != nullptr) && policy.in_rotation(i, now);
+    candidates[i].usable = (!eps[i].cfg.tunnel || tunnel_up(i)) && policy.in_rotation(i, now);
     untried = untried || (candidates[i].usable && !rs.tried[i]);
   }
   // A retry goes to another endpoint whenever one can take it.
@@ -573,7 +581,7 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
       f.code = "no_healthy_endpoint";
       f.message = "route '" + rs.route.name + "': no endpoint of cluster '" + policy.name() +
                   "' can take the request";
-      if (!down.empty()) f.message += " (tunnels without an agent: " + down + ")";
+      if (!down.empty()) f.message += " (tunnels without a healthy agent: " + down + ")";
       if (!out.empty()) f.message += " (unhealthy or ejected: " + out + ")";
     }
     return f;
@@ -585,8 +593,11 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
   Target t;
   t.endpoint = i;
   if (eps[i].cfg.tunnel) {
-    t.tunnel = tunnel_up(i);
+    // The cluster's policy again, among the members of the tunnel's pool (has_usable() above
+    // said one can take it, and nothing ran since).
+    t.tunnel = pick_tunnel_member(ctx_.registry, *rs.cluster, eps[i].cfg.tunnel_name, rs.key);
     t.stats = &t.tunnel->stats;
+    t.load = MemberLoad(t.tunnel);
   } else {
     t.pool = rs.cluster->pool(i);
     t.stats = &rs.cluster->stats(i);

@@ -51,8 +51,8 @@ error_code try_bind(tcp::acceptor& acc, const tcp::endpoint& ep) {
 
 }  // namespace
 
-TcpListener::TcpListener(Context& ctx, std::weak_ptr<Tunnel> tunnel, tcp::acceptor acceptor)
-    : ctx_(ctx), tunnel_(std::move(tunnel)), acceptor_(std::move(acceptor)) {
+TcpListener::TcpListener(Context& ctx, std::string name, tcp::acceptor acceptor)
+    : ctx_(ctx), name_(std::move(name)), acceptor_(std::move(acceptor)) {
   error_code ec;
   const auto ep = acceptor_.local_endpoint(ec);
   port_ = ep.port();
@@ -91,17 +91,23 @@ awaitable<void> TcpListener::accept_loop() {
 
 awaitable<void> TcpListener::serve(tcp::socket sock) {
   auto self = shared_from_this();
-  auto t = tunnel_.lock();
-  if (!t) co_return;
   error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
   const auto remote = sock.remote_endpoint(ec);
   const std::string client = ec ? std::string() : endpoint_string(remote);
-  ++t->stats.request_count;
-  if (!t->session || t->session->closed()) {
-    ++t->stats.error_count;
-    co_return;  // the socket closes: the agent is gone
+  // Each connection to the next usable member of the pool (the only one, without a pool).
+  auto t = ctx_.registry.pick(name_, proxy::Lb::RoundRobin);
+  if (!t) {
+    if (auto any = ctx_.registry.find(name_)) {
+      ++any->stats.request_count;
+      ++any->stats.error_count;
+    }
+    logger()->info("tunnel '{}': no connected, healthy agent; connection from {} closed", name_,
+                   client);
+    co_return;  // the socket closes
   }
+  ++t->stats.request_count;
+  MemberLoad load(t);
   auto stream = t->session->open_stream({t->name, client, server_addr_});
   if (!stream) {
     ++t->stats.error_count;
@@ -163,7 +169,7 @@ std::shared_ptr<TcpListener> open_tcp_listener(Context& ctx, const std::shared_p
       return nullptr;
     }
   }
-  auto l = std::make_shared<TcpListener>(ctx, t, std::move(acc));
+  auto l = std::make_shared<TcpListener>(ctx, t->name, std::move(acc));
   l->start();
   return l;
 }

@@ -1,6 +1,7 @@
 #pragma once
-// Public TCP ports of TCP tunnels. Each registered TCP tunnel gets one listener on a port from
-// `tcp.port_range`; every connection accepted there becomes a stream to the agent (OPEN_STREAM
+// Public TCP ports of TCP tunnels. Each registered TCP tunnel name gets one listener on a port from
+// `tcp.port_range` (shared by the members of a pool: each connection goes to the next usable
+// member, in turn); every connection accepted there becomes a stream to that agent (OPEN_STREAM
 // carries the client's and the listener's addresses, for the agent's PROXY protocol header) and
 // is piped both ways byte for byte. The gateway never looks inside.
 #include <memory>
@@ -13,7 +14,7 @@ namespace proxer::gateway {
 
 class TcpListener : public std::enable_shared_from_this<TcpListener> {
  public:
-  TcpListener(Context& ctx, std::weak_ptr<Tunnel> tunnel, tcp::acceptor acceptor);
+  TcpListener(Context& ctx, std::string name, tcp::acceptor acceptor);
   void start();
   // Closes the port at once (it can be bound again right away). Connections already piped carry
   // on until either side closes or the session ends.
@@ -26,7 +27,7 @@ class TcpListener : public std::enable_shared_from_this<TcpListener> {
   awaitable<void> serve(tcp::socket sock);
 
   Context& ctx_;
-  std::weak_ptr<Tunnel> tunnel_;
+  std::string name_;  // the tunnel: its members are looked up per connection
   tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
   std::string server_addr_;

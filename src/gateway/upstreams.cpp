@@ -68,3 +68,13 @@ std::shared_ptr<RouteTable> build_route_table(net::any_io_executor ex,
 }
 
 }  // namespace proxer::gateway
+
+namespace proxer::gateway {
+
+std::shared_ptr<Tunnel> pick_tunnel_member(Registry& registry, UpstreamCluster& c,
+                                           std::string_view tunnel, std::uint64_t key) {
+  const auto lb = proxy::parse_lb(c.cfg().lb).value_or(proxy::Lb::RoundRobin);
+  return registry.pick(tunnel, lb, key);
+}
+
+}  // namespace proxer::gateway

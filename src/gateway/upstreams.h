@@ -38,6 +38,12 @@ class UpstreamCluster {
   std::vector<TunnelStats> stats_;
 };
 
+// The member of tunnel endpoint `tunnel` that takes a request the balancer of `c` sent to it:
+// the cluster's policy (lb) applied among the usable members of the tunnel's pool, with the
+// request's hash key `key` (proxy/member.h). nullptr when no member is usable.
+std::shared_ptr<Tunnel> pick_tunnel_member(Registry& registry, UpstreamCluster& c,
+                                           std::string_view tunnel, std::uint64_t key);
+
 struct RouteTable {
   proxy::Router router;
   std::vector<std::shared_ptr<UpstreamCluster>> clusters;

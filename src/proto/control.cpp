@@ -139,6 +139,7 @@ std::string encode(const AuthResponse& m) {
                  {"max_payload", m.max_payload},
                  {"window", m.window}};
   if (!m.ok) o["error"] = m.error;
+  if (!m.features.empty()) o["features"] = to_array(m.features);
   return json::serialize(o);
 }
 
@@ -148,12 +149,21 @@ std::string encode(const TunnelSpec& m) {
                  {"local_target", m.local_target},
                  {"token", m.token}};
   if (m.remote_port != 0) o["remote_port"] = m.remote_port;
+  if (m.pool) o["pool"] = true;
   return json::serialize(o);
 }
 
 std::string encode(const RegisterResult& m) {
   json::object o{{"name", m.name}, {"ok", m.ok}, {"urls", to_array(m.urls)}};
   if (!m.ok) o["error"] = m.error;
+  return json::serialize(o);
+}
+
+std::string encode(const TunnelHealth& m) {
+  // The reason is for a log line: bounded so the frame always fits kMaxControlPayload.
+  json::object o{{"name", m.name},
+                 {"healthy", m.healthy},
+                 {"reason", std::string(utf8_prefix(m.reason, 1024))}};
   return json::serialize(o);
 }
 
@@ -221,7 +231,7 @@ std::optional<AuthResponse> decode_auth_response(Bytes in, std::string* error) {
       !get_string(*o, "account_id", m.account_id, false, error) ||
       !get_u32(*o, "heartbeat_interval_ms", m.heartbeat_interval_ms, error) ||
       !get_u32(*o, "max_payload", m.max_payload, error) ||
-      !get_u32(*o, "window", m.window, error)) {
+      !get_u32(*o, "window", m.window, error) || !get_strings(*o, "features", m.features, error)) {
     return std::nullopt;
   }
   if (m.max_payload < 1024 || m.max_payload > kMaxPayloadCeiling) {
@@ -245,6 +255,7 @@ std::optional<TunnelSpec> decode_tunnel_spec(Bytes in, std::string* error) {
       !get_string(*o, "token", m.token, false, error)) {
     return std::nullopt;
   }
+  if (o->contains("pool") && !get_bool(*o, "pool", m.pool, error)) return std::nullopt;
   std::uint32_t port = 0;
   if (!get_u32(*o, "remote_port", port, error)) return std::nullopt;
   if (port > 65535) {
@@ -274,6 +285,21 @@ std::optional<RegisterResult> decode_register_result(Bytes in, std::string* erro
   RegisterResult m;
   if (!get_string(*o, "name", m.name, true, error) || !get_bool(*o, "ok", m.ok, error) ||
       !get_string(*o, "error", m.error, false, error) || !get_strings(*o, "urls", m.urls, error)) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+std::optional<TunnelHealth> decode_tunnel_health(Bytes in, std::string* error) {
+  auto o = parse_object(in, error);
+  if (!o) return std::nullopt;
+  TunnelHealth m;
+  if (!get_string(*o, "name", m.name, true, error) || !get_bool(*o, "healthy", m.healthy, error) ||
+      !get_string(*o, "reason", m.reason, false, error)) {
+    return std::nullopt;
+  }
+  if (!valid_tunnel_name(m.name)) {
+    *error = "invalid tunnel name " + quoted_if_printable(m.name);
     return std::nullopt;
   }
   return m;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/frame.h"
@@ -33,7 +34,13 @@ struct AuthResponse {
   std::uint32_t heartbeat_interval_ms = 10'000;
   std::uint32_t max_payload = kDefaultMaxPayload;
   std::uint32_t window = kDefaultWindow;
+  // What this gateway understands beyond the base protocol, e.g. "tunnel_health" (it accepts
+  // TUNNEL_HEALTH frames). Omitted from the JSON when empty; an older gateway sends none.
+  std::vector<std::string> features;
 };
+
+// Feature names of AuthResponse::features.
+inline constexpr std::string_view kFeatureTunnelHealth = "tunnel_health";
 
 enum class TunnelType : std::uint8_t { Http, Tcp };
 
@@ -43,6 +50,17 @@ struct TunnelSpec {
   std::string local_target;       // informational: shown in the admin API
   std::string token;              // per-tunnel secret the gateway enforces; empty: none
   std::uint16_t remote_port = 0;  // TCP tunnels: public port asked for; 0 = the gateway picks
+  // Opt-in to share the name with other agents that also set it (a pool the gateway balances
+  // over). Omitted from the JSON when false; an older gateway ignores it and keeps one holder.
+  bool pool = false;
+};
+
+// TUNNEL_HEALTH (agent -> gateway): the agent's own check of a tunnel's local target changed
+// its verdict. Sent only to a gateway that lists kFeatureTunnelHealth.
+struct TunnelHealth {
+  std::string name;
+  bool healthy = true;
+  std::string reason;  // why (the failed check), for the gateway's log; may be empty
 };
 
 struct RegisterResult {
@@ -67,6 +85,7 @@ std::string encode(const AuthRequest& m);
 std::string encode(const AuthResponse& m);
 std::string encode(const TunnelSpec& m);
 std::string encode(const RegisterResult& m);
+std::string encode(const TunnelHealth& m);
 // Binary encoders always produce a payload the peer can decode: over-long fields are truncated
 // to fit the u16 lengths and kMaxControlPayload (the reason at a UTF-8 boundary).
 std::string encode(const OpenStream& m);
@@ -77,6 +96,7 @@ std::optional<AuthRequest> decode_auth_request(Bytes in, std::string* error);
 std::optional<AuthResponse> decode_auth_response(Bytes in, std::string* error);
 std::optional<TunnelSpec> decode_tunnel_spec(Bytes in, std::string* error);
 std::optional<RegisterResult> decode_register_result(Bytes in, std::string* error);
+std::optional<TunnelHealth> decode_tunnel_health(Bytes in, std::string* error);
 std::optional<OpenStream> decode_open_stream(Bytes in, std::string* error);
 std::optional<CodeReason> decode_code_reason(Bytes in, std::string* error);
 

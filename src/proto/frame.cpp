@@ -14,6 +14,8 @@ std::string_view to_string(FrameType t) {
       return "REGISTER_TUNNEL";
     case FrameType::UnregisterTunnel:
       return "UNREGISTER_TUNNEL";
+    case FrameType::TunnelHealth:
+      return "TUNNEL_HEALTH";
     case FrameType::OpenStream:
       return "OPEN_STREAM";
     case FrameType::Data:

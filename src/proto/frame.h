@@ -32,6 +32,7 @@ enum class FrameType : std::uint8_t {
   AuthResponse = 0x02,      // stream 0; JSON AuthResponse
   RegisterTunnel = 0x10,    // stream 0; JSON TunnelSpec, reply with flag Ack: JSON RegisterResult
   UnregisterTunnel = 0x11,  // stream 0; JSON {"name"}
+  TunnelHealth = 0x12,      // stream 0; JSON TunnelHealth (agent -> gateway; feature-gated)
   OpenStream = 0x20,        // stream != 0; binary OpenStream
   Data = 0x21,              // stream != 0; raw bytes; flag Fin half-closes
   CloseStream = 0x22,       // stream != 0; flag Rst: abortive, 4-byte error code

@@ -543,6 +543,7 @@ bool Session::dispatch(const proto::FrameHeader& h, proto::Bytes payload) {
     case FrameType::AuthResponse:
     case FrameType::RegisterTunnel:
     case FrameType::UnregisterTunnel:
+    case FrameType::TunnelHealth:
       if (handler_) handler_->on_control(*this, h, payload);
       return !closed_;
   }

@@ -52,6 +52,9 @@ void decode_payload(const Decoded& d) {
     case FrameType::UnregisterTunnel:
       (void)decode_tunnel_spec(d.payload, &err);
       break;
+    case FrameType::TunnelHealth:
+      (void)decode_tunnel_health(d.payload, &err);
+      break;
     case FrameType::OpenStream: {
       auto open = decode_open_stream(d.payload, &err);
       // Two u16-prefixed fields and nothing else.

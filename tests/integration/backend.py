@@ -22,6 +22,8 @@ Endpoints:
   GET  /hop-response       a response that carries hop-by-hop headers (for removal checks)
   GET  /conn               JSON {"port": this backend's port, "peer": the client's port}: which
                            backend answered, and on which connection (keep-alive checks)
+  GET  /healthz            200 "ok\n" while healthy, 503 after POST /__health?ok=0 (POST
+                           /__health?ok=1 makes it healthy again): a target whose health flips
   GET  /__stats            JSON {"requests": [{"method", "path", "complete"}, ...]}: every request
                            this backend has started to handle, so tests can prove a request never
                            arrived ("complete" turns true once its body was read in full)
@@ -174,7 +176,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = self._record()
         path, query = self._query()
         try:
-            if self.server.fail_status and path != "/__stats":
+            if self.server.fail_status and path not in ("/__stats", "/__health"):
                 for _ in self._body_iter():
                     pass
                 entry["complete"] = True
@@ -273,6 +275,14 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/conn":
             self._send_json(200, {"port": self.server.server_address[1],
                                   "peer": self.client_address[1]})
+        elif path == "/healthz":
+            if self.server.healthy:
+                self._send(200, b"ok\n")
+            else:
+                self._send(503, b"backend: unhealthy on purpose\n")
+        elif path == "/__health" and self.command == "POST":
+            self.server.healthy = query.get("ok", "1") != "0"
+            self._send_json(200, {"healthy": self.server.healthy})
         elif path == "/__stats":
             with self.server.stats_lock:
                 snapshot = list(self.server.stats)
@@ -293,6 +303,7 @@ class Server(ThreadingHTTPServer):
         self.stats = []
         self.stats_lock = threading.Lock()
         self.fail_status = 0
+        self.healthy = True
 
     def handle_error(self, request, client_address):
         # Peers (the agent, tests) close connections mid-response on purpose; one line is enough.

@@ -482,6 +482,77 @@ url = 3000
   EXPECT_EQ(e.size(), 6u) << join(e);
 }
 
+TEST(LoadAgent, ReadsPoolAndHealthCheckPerTunnel) {
+  const auto loaded = load_agent_toml(R"(
+gateway = "tcp://127.0.0.1:8443"
+[[tunnels]]
+name = "app"
+url = "3000"
+pool = true
+[tunnels.health_check]
+path = "/healthz"
+interval = "2s"
+timeout = "500ms"
+expected_status = "200-299"
+healthy_threshold = 1
+unhealthy_threshold = 4
+[[tunnels]]
+name = "db"
+url = "tcp://127.0.0.1:5432"
+[tunnels.health_check]
+[[tunnels]]
+name = "plain"
+url = "3001"
+)",
+                                      "agent.toml");
+  ASSERT_TRUE(loaded.value) << join(loaded.errors);
+  const auto& t = loaded.value->tunnels;
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_TRUE(t[0].pool);
+  ASSERT_TRUE(t[0].health_check);
+  EXPECT_EQ(t[0].health_check->path, "/healthz");
+  EXPECT_EQ(t[0].health_check->interval, std::chrono::seconds(2));
+  EXPECT_EQ(t[0].health_check->timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(t[0].health_check->expected_status,
+            (std::vector<std::pair<unsigned, unsigned>>{{200, 299}}));
+  EXPECT_EQ(t[0].health_check->healthy_threshold, 1u);
+  EXPECT_EQ(t[0].health_check->unhealthy_threshold, 4u);
+  EXPECT_FALSE(t[1].pool);
+  ASSERT_TRUE(t[1].health_check);  // an empty table: a connect check with the defaults
+  EXPECT_FALSE(t[1].health_check->enabled());
+  EXPECT_EQ(t[1].health_check->interval, std::chrono::seconds(5));
+  EXPECT_FALSE(t[2].health_check);
+}
+
+TEST(LoadAgent, ReportsBadTunnelHealthChecks) {
+  const auto loaded = load_agent_toml(R"(
+gateway = "tcp://127.0.0.1:8443"
+[[tunnels]]
+name = "app"
+url = "3000"
+pool = "yes"
+[tunnels.health_check]
+path = "healthz"
+interval = "1s"
+timeout = "2s"
+unhealthy_threshold = 0
+colour = "red"
+[[tunnels]]
+name = "db"
+url = "tcp://127.0.0.1:5432"
+[tunnels.health_check]
+path = "/healthz"
+)",
+                                      "agent.toml");
+  const auto& e = loaded.errors;
+  EXPECT_HAS_ERROR(e, "tunnels[0].pool: expected true or false");
+  EXPECT_HAS_ERROR(e, "tunnels[0].health_check.path: must start with '/'");
+  EXPECT_HAS_ERROR(e, "tunnels[0].health_check.timeout: must be at most interval (1s)");
+  EXPECT_HAS_ERROR(e, "tunnels[0].health_check.unhealthy_threshold:");
+  EXPECT_HAS_ERROR(e, "unknown key 'tunnels[0].health_check.colour'");
+  EXPECT_HAS_ERROR(e, "tunnels[1].health_check.path: a TCP tunnel's check is a connect check");
+}
+
 TEST(LoadAgent, ReportsUnknownCarriers) {
   const auto loaded = load_agent_toml("gateway = \"quic://gw.example.com:443\"\n", "agent.toml");
   ASSERT_EQ(loaded.errors.size(), 1u) << join(loaded.errors);

@@ -135,6 +135,75 @@ TEST(ControlPayload, TunnelSpecDefaultsToHttp) {
   EXPECT_TRUE(out->token.empty());
 }
 
+TEST(ControlPayload, TunnelSpecPoolIsSentOnlyWhenSet) {
+  // Old gateways never see the field unless an agent opts in; old agents' specs mean "no pool".
+  EXPECT_THAT(encode(TunnelSpec{.name = "app"}), ::testing::Not(HasSubstr("pool")));
+  std::string err;
+  auto out = decode_tunnel_spec(span_of(encode(TunnelSpec{.name = "app", .pool = true})), &err);
+  ASSERT_TRUE(out) << err;
+  EXPECT_TRUE(out->pool);
+  out = decode_tunnel_spec(span_of(R"({"name":"app"})"), &err);
+  ASSERT_TRUE(out) << err;
+  EXPECT_FALSE(out->pool);
+  EXPECT_FALSE(decode_tunnel_spec(span_of(R"({"name":"app","pool":"yes"})"), &err));
+  EXPECT_THAT(err, HasSubstr("'pool' must be a boolean"));
+  EXPECT_FALSE(decode_tunnel_spec(span_of(R"({"name":"app","pool":null})"), &err));
+}
+
+TEST(ControlPayload, AuthResponseFeatures) {
+  AuthResponse in{.ok = true};
+  EXPECT_THAT(encode(in), ::testing::Not(HasSubstr("features")));
+  in.features = {std::string(kFeatureTunnelHealth)};
+  std::string err;
+  auto out = decode_auth_response(span_of(encode(in)), &err);
+  ASSERT_TRUE(out) << err;
+  EXPECT_EQ(out->features, std::vector<std::string>{"tunnel_health"});
+  EXPECT_FALSE(decode_auth_response(span_of(R"({"ok":true,"features":"tunnel_health"})"), &err));
+  EXPECT_FALSE(decode_auth_response(span_of(R"({"ok":true,"features":[1]})"), &err));
+}
+
+TEST(ControlPayload, TunnelHealthRoundTrips) {
+  for (bool healthy : {true, false}) {
+    TunnelHealth in{.name = "app", .healthy = healthy, .reason = "GET /healthz: status 503"};
+    std::string err;
+    auto out = decode_tunnel_health(span_of(encode(in)), &err);
+    ASSERT_TRUE(out) << err;
+    EXPECT_EQ(out->name, "app");
+    EXPECT_EQ(out->healthy, healthy);
+    EXPECT_EQ(out->reason, in.reason);
+  }
+  // The reason is bounded, so the frame always fits a control payload.
+  TunnelHealth big{.name = "app", .healthy = false, .reason = std::string(200'000, 'x')};
+  const auto wire = encode(big);
+  EXPECT_LT(wire.size(), 2048u);
+  std::string err;
+  auto out = decode_tunnel_health(span_of(wire), &err);
+  ASSERT_TRUE(out) << err;
+  EXPECT_EQ(out->reason.size(), 1024u);
+}
+
+TEST(ControlPayload, TunnelHealthRejectsMalformedInput) {
+  std::string err;
+  auto out = decode_tunnel_health(span_of(R"({"name":"app","healthy":false})"), &err);
+  ASSERT_TRUE(out) << err;  // the reason is optional
+  EXPECT_TRUE(out->reason.empty());
+  const char* bad[] = {
+      R"({"healthy":true})",                          // no name
+      R"({"name":"app"})",                            // no verdict
+      R"({"name":"app","healthy":"false"})",          // verdict not a boolean
+      R"({"name":"App!","healthy":true})",            // not a tunnel name
+      R"({"name":"app","healthy":true,"reason":1})",  // reason not a string
+      R"(["app",true])",                              // not an object
+      R"({"name":"app","healthy":tru)",               // not JSON
+      "",
+  };
+  for (const char* b : bad) {
+    err.clear();
+    EXPECT_FALSE(decode_tunnel_health(span_of(b), &err)) << b;
+    EXPECT_FALSE(err.empty()) << b;
+  }
+}
+
 TEST(ControlPayload, RegisterResultRoundTrips) {
   RegisterResult ok{
       .name = "web", .ok = true, .urls = {"http://web.example.com/", "http://example.com/t/web/"}};

@@ -15,17 +15,12 @@ namespace {
 using namespace test_bytes;
 
 constexpr FrameType kAllTypes[] = {
-    FrameType::Heartbeat,
-    FrameType::AuthRequest,
-    FrameType::AuthResponse,
-    FrameType::RegisterTunnel,
-    FrameType::UnregisterTunnel,
-    FrameType::OpenStream,
-    FrameType::Data,
-    FrameType::CloseStream,
-    FrameType::WindowUpdate,
-    FrameType::GoAway,
-    FrameType::Error,
+    FrameType::Heartbeat,        FrameType::AuthRequest,
+    FrameType::AuthResponse,     FrameType::RegisterTunnel,
+    FrameType::UnregisterTunnel, FrameType::TunnelHealth,
+    FrameType::OpenStream,       FrameType::Data,
+    FrameType::CloseStream,      FrameType::WindowUpdate,
+    FrameType::GoAway,           FrameType::Error,
 };
 
 bool is_stream_type(FrameType t) {
@@ -92,6 +87,8 @@ std::vector<ValidCase> valid_cases() {
        bytes_of(R"({"name":"web","ok":true})")},
       {"unregister", FrameType::UnregisterTunnel, 0, 0, bytes_of(R"({"name":"web"})")},
       {"unregister empty", FrameType::UnregisterTunnel, 0, 0, {}},
+      {"tunnel health", FrameType::TunnelHealth, 0, 0,
+       bytes_of(R"({"name":"web","healthy":false})")},
       {"open", FrameType::OpenStream, 0, 1, hex("0003 776562 0000")},
       {"data", FrameType::Data, 0, 1, bytes_of("hello")},
       {"data fin", FrameType::Data, flags::kFin, 3, bytes_of("bye")},
@@ -173,7 +170,7 @@ std::vector<BadCase> bad_cases() {
       {"version 2", with_byte(hb, 0, 2), kDefaultMaxPayload, DecodeError::BadVersion},
       {"version ff", with_byte(hb, 0, 0xff), kDefaultMaxPayload, DecodeError::BadVersion},
       {"type 03", with_byte(hb, 1, 0x03), kDefaultMaxPayload, DecodeError::UnknownType},
-      {"type 12", with_byte(hb, 1, 0x12), kDefaultMaxPayload, DecodeError::UnknownType},
+      {"type 13", with_byte(hb, 1, 0x13), kDefaultMaxPayload, DecodeError::UnknownType},
       {"type 25", with_byte(hb, 1, 0x25), kDefaultMaxPayload, DecodeError::UnknownType},
       {"type fe", with_byte(hb, 1, 0xfe), kDefaultMaxPayload, DecodeError::UnknownType},
       {"reserved 01", with_byte(hb, 3, 0x01), kDefaultMaxPayload, DecodeError::ReservedNotZero},
@@ -235,9 +232,9 @@ std::vector<BadCase> bad_cases() {
        DecodeError::BadFlags},
   };
   // Types that define no flag at all reject every bit.
-  for (auto t :
-       {FrameType::AuthRequest, FrameType::AuthResponse, FrameType::UnregisterTunnel,
-        FrameType::OpenStream, FrameType::WindowUpdate, FrameType::GoAway, FrameType::Error}) {
+  for (auto t : {FrameType::AuthRequest, FrameType::AuthResponse, FrameType::UnregisterTunnel,
+                 FrameType::TunnelHealth, FrameType::OpenStream, FrameType::WindowUpdate,
+                 FrameType::GoAway, FrameType::Error}) {
     cases.push_back({"flag 01 on a flagless type", header(t, 0x01, is_stream_type(t) ? 1 : 0, 4),
                      kDefaultMaxPayload, DecodeError::BadFlags});
   }
