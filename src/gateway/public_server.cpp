@@ -1018,7 +1018,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
       const auto result = r.kind == AttemptResult::Failed ? R::ConnectFailure
                           : status >= 500                 ? R::Http5xx
                                                           : R::Success;
-      if (policy.outlier().record(to.endpoint, result, Clock::now())) {
+      if (policy.record(to.endpoint, result, Clock::now())) {
         logger()->warn("cluster '{}': endpoint {} ejected ({} in a row; ejected {} times)",
                        policy.name(), policy.endpoints()[to.endpoint].cfg.url,
                        result == R::Http5xx ? "5xx responses" : "connection failures",
