@@ -151,6 +151,19 @@ struct ClusterConfig {
   bool operator==(const ClusterConfig&) const = default;
 };
 
+// ([http]) Request sanitising on the public listener, for every request (configured routes and
+// tunnel routing alike). See docs/SECURITY.md.
+struct HttpConfig {
+  bool normalize_path = true;  // (normalize_path) dot segments, escapes; ".." above / = 400
+  bool merge_slashes = false;  // (merge_slashes) "//" -> "/"
+  std::string escaped_slashes = "keep";  // (escaped_slashes) keep | reject | decode (%2F, %5C)
+  std::string headers_with_underscores = "drop";  // (headers_with_underscores) allow|drop|reject
+  // (trusted_proxies) networks of proxies in front: their X-Forwarded-* are kept, others' replaced
+  std::vector<std::string> trusted_proxies;
+  std::vector<std::string> hide_response_headers;  // (hide_response_headers) names removed
+  bool operator==(const HttpConfig&) const = default;
+};
+
 struct GatewayConfig {
   std::string listen = "0.0.0.0:8080";          // public HTTP listener  (TOML: listen)
   std::string agent_listen = "0.0.0.0:8443";    // agent listener        (agent_listen)
@@ -185,6 +198,7 @@ struct GatewayConfig {
       3'600'000};  // ([tcp] idle_timeout) close a TCP tunnel connection idle this long
   // ([reload] watch) re-read the --config file when it changes (SIGHUP always reloads)
   bool reload_watch = true;
+  HttpConfig http;                      // ([http])
   std::vector<RouteConfig> routes;      // ([[routes]]) in file order
   std::vector<ClusterConfig> clusters;  // ([clusters.NAME]) sorted by name
   bool operator==(const GatewayConfig&) const = default;

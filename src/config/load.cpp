@@ -565,6 +565,16 @@ void read_gateway(Reader& r, GatewayConfig& c) {
     rl.boolean("watch", c.reload_watch);
     rl.finish();
   }
+  {
+    auto h = r.section("http");
+    h.boolean("normalize_path", c.http.normalize_path);
+    h.boolean("merge_slashes", c.http.merge_slashes);
+    h.string("escaped_slashes", c.http.escaped_slashes, "keep");
+    h.string("headers_with_underscores", c.http.headers_with_underscores, "drop");
+    h.strings("trusted_proxies", c.http.trusted_proxies);
+    h.strings("hide_response_headers", c.http.hide_response_headers);
+    h.finish();
+  }
   r.tables("routes", [&](Reader& rt, std::size_t index) {
     RouteConfig route;
     rt.string("name", route.name);

@@ -1,5 +1,8 @@
 // Validation of assembled configs: every rule runs and every finding is kept, so one run shows the
 // user everything to fix.
+#include <arpa/inet.h>
+#include <strings.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -192,6 +195,65 @@ void check_header_ops(Checker& c, const std::string& path, const HeaderOps& ops)
   }
   check_header_list(c, path + ".set", ops.set);
   check_header_list(c, path + ".add", ops.add);
+}
+
+// "10.0.0.0/8", "2001:db8::/32" or one address; bits beyond the prefix must be zero.
+std::optional<std::string> cidr_error(std::string_view text) {
+  const auto slash = text.find('/');
+  const std::string addr(text.substr(0, slash));
+  std::array<unsigned char, 16> bytes{};
+  const bool v6 = addr.find(':') != std::string::npos;
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, addr.c_str(), bytes.data()) != 1) {
+    return "expected an IP address or network like \"10.0.0.0/8\" or \"2001:db8::/32\", got " +
+           quote(text);
+  }
+  if (v6 && addr.find('.') != std::string::npos) {
+    return "write an IPv4 network in IPv4 form, not as " + quote(text);
+  }
+  const unsigned bits = v6 ? 128 : 32;
+  unsigned prefix = bits;
+  if (slash != std::string_view::npos) {
+    const auto digits = text.substr(slash + 1);
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
+        prefix > bits) {
+      return "the prefix length of " + quote(text) + " must be 0-" + std::to_string(bits);
+    }
+  }
+  for (unsigned bit = prefix; bit < bits; ++bit) {
+    if (bytes[bit / 8] & (0x80 >> (bit % 8))) {
+      return quote(text) + " has address bits set beyond its prefix length";
+    }
+  }
+  return std::nullopt;
+}
+
+void check_http(Checker& c, const HttpConfig& h) {
+  if (h.escaped_slashes != "keep" && h.escaped_slashes != "reject" &&
+      h.escaped_slashes != "decode") {
+    c.add("http.escaped_slashes",
+          "expected keep, reject or decode, got " + quote(h.escaped_slashes));
+  }
+  if (h.headers_with_underscores != "allow" && h.headers_with_underscores != "drop" &&
+      h.headers_with_underscores != "reject") {
+    c.add("http.headers_with_underscores",
+          "expected allow, drop or reject, got " + quote(h.headers_with_underscores));
+  }
+  for (std::size_t i = 0; i < h.trusted_proxies.size(); ++i) {
+    if (auto why = cidr_error(h.trusted_proxies[i])) {
+      c.add("http.trusted_proxies", "element " + std::to_string(i) + ": " + *why);
+    }
+  }
+  for (const auto& name : h.hide_response_headers) {
+    if (!http_token(name)) {
+      c.add("http.hide_response_headers", "invalid header name " + quote(name));
+    } else if (strcasecmp(name.c_str(), "content-length") == 0 ||
+               strcasecmp(name.c_str(), "transfer-encoding") == 0 ||
+               strcasecmp(name.c_str(), "connection") == 0) {
+      c.add("http.hide_response_headers",
+            quote(name) + " frames the response and cannot be hidden");
+    }
+  }
 }
 
 bool path_ok(std::string_view p) {
@@ -485,6 +547,7 @@ std::vector<Issue> check_gateway(const GatewayConfig& cfg) {
   }
   c.duration("tcp.idle_timeout", cfg.tcp_idle_timeout);
   c.log(cfg.log_level);
+  check_http(c, cfg.http);
   check_routes(c, cfg);
   return c.take();
 }

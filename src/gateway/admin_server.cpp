@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "gateway/agent_conn.h"
 #include "gateway/forward_api.h"
+#include "gateway/metrics.h"
 #include "gateway/tcp_tunnels.h"
 #include "proxer/web_assets.h"
 #include "transport/stream.h"
@@ -234,6 +235,14 @@ awaitable<void> AdminServer::serve(tcp::socket sock) {
       res.result(bhttp::status::ok);
       res.set(bhttp::field::content_type, "application/json");
       res.body() = tunnels_json(ctx_);
+    } else if (get && target == "/api/clusters") {
+      res.result(bhttp::status::ok);
+      res.set(bhttp::field::content_type, "application/json");
+      res.body() = clusters_json(ctx_, std::chrono::steady_clock::now());
+    } else if (get && target == "/metrics") {
+      res.result(bhttp::status::ok);
+      res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.body() = prometheus_metrics(ctx_, std::chrono::steady_clock::now());
     } else if (get && (target == "/connections" || target == "/api/connections")) {
       res.result(bhttp::status::ok);
       res.set(bhttp::field::content_type, "application/json");

@@ -11,6 +11,7 @@
 #include "core/asio.h"
 #include "gateway/registry.h"
 #include "gateway/upstreams.h"
+#include "proxy/safety.h"
 
 namespace proxer::gateway {
 
@@ -27,12 +28,14 @@ struct PollSession;
 struct Context {
   Context(config::GatewayConfig c, net::any_io_executor ex)
       : cfg(std::move(c)),
+        safety(cfg.http),
         executor(ex),
         routes(build_route_table(ex, cfg, std::random_device{}())) {}
   const config::GatewayConfig cfg;
-  net::any_io_executor executor;  // the gateway's one loop
-  std::string public_url;         // base URL printed to agents
-  std::uint16_t public_port = 0;  // actual port of the public listener
+  const proxy::RequestSafety safety;  // cfg.http, parsed
+  net::any_io_executor executor;      // the gateway's one loop
+  std::string public_url;             // base URL printed to agents
+  std::uint16_t public_port = 0;      // actual port of the public listener
   Registry registry;
   GatewayStats stats;
   bool draining = false;

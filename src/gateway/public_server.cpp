@@ -389,6 +389,11 @@ awaitable<Outcome> ClientConn::handle(std::size_t head_len) {
                            "malformed request: " + (ec ? ec.message() : "incomplete head"), false);
     co_return Outcome::Close;
   }
+  // Path normalisation and header-name policy ([http]), before anything routes on the request.
+  if (const auto bad = ctx_.safety.sanitize_request(p.get())) {
+    co_await respond_error(400, bad->code, bad->message, false);
+    co_return Outcome::Close;
+  }
   // Agents on the WebSocket carrier: GET /ws with an Upgrade, on a host that is not a tunnel's
   // (app.example.com/ws stays the app's own WebSocket).
   if (is_agent_websocket(p.get())) {
@@ -534,6 +539,10 @@ awaitable<Outcome> ClientConn::handle_route(const config::RouteConfig& route,
     co_return keep_alive ? Outcome::KeepAlive : Outcome::Close;
   }
   auto target = proxy::rewrite_target(route, std::string_view(req.target()));
+  if (const auto bad = ctx_.safety.check_rewritten(route, req.target(), target)) {
+    co_await respond_error(400, bad->code, bad->message, false);
+    co_return Outcome::Close;
+  }
   co_return co_await forward(std::move(std::get<Target>(first)), p, std::move(target), &rs);
 }
 
@@ -966,7 +975,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
   const bool expect_continue = boost::beast::iequals(req[bhttp::field::expect], "100-continue");
   req.erase(bhttp::field::expect);
   http::strip_hop_by_hop(req, upgrade);
-  http::add_forwarded(req, client_ip_, "http", host);
+  http::add_forwarded(req, client_ip_, "http", host, ctx_.safety.trusts(client_ip_));
   if (route) proxy::apply_header_ops(route->request_headers, req);
   if (req.target() != target) req.target(target);
   if (chunked_req) req.set(bhttp::field::transfer_encoding, "chunked");
@@ -1018,7 +1027,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
       const auto result = r.kind == AttemptResult::Failed ? R::ConnectFailure
                           : status >= 500                 ? R::Http5xx
                                                           : R::Success;
-      if (policy.outlier().record(to.endpoint, result, Clock::now())) {
+      if (policy.record(to.endpoint, result, Clock::now())) {
         logger()->warn("cluster '{}': endpoint {} ejected ({} in a row; ejected {} times)",
                        policy.name(), policy.endpoints()[to.endpoint].cfg.url,
                        result == R::Http5xx ? "5xx responses" : "connection failures",
@@ -1089,6 +1098,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
   if (status == 101 && upgrade) {
     scratch_.clear();
     http::strip_hop_by_hop(res, true);
+    ctx_.safety.hide_headers(res);
     http::serialize_response_head(res, scratch_);
     auto [ec, n] = co_await net::async_write(sock_, net::buffer(scratch_), use_nothrow);
     if (ec) {
@@ -1119,6 +1129,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
   if (until_close || !client_keep_alive) client_keep_alive = false;
 
   http::strip_hop_by_hop(res, false);
+  ctx_.safety.hide_headers(res);
   if (route) proxy::apply_header_ops(route->response_headers, res);
   if (chunked_res) res.set(bhttp::field::transfer_encoding, "chunked");
   if (!client_keep_alive) res.set(bhttp::field::connection, "close");

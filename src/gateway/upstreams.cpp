@@ -44,6 +44,9 @@ void UpstreamCluster::adopt(UpstreamCluster& old) {
     for (std::size_t j = 0; j < theirs.size(); ++j) {
       if (theirs[j].cfg.url != mine[i].cfg.url) continue;
       mine[i].health = theirs[j].health;
+      mine[i].requests = theirs[j].requests;
+      mine[i].connect_failures = theirs[j].connect_failures;
+      mine[i].responses_5xx = theirs[j].responses_5xx;
       if (pools_[i] && old.pools_[j]) pools_[i] = old.pools_[j];
       stats_[i] = old.stats_[j];
       break;

@@ -18,6 +18,8 @@ constexpr std::string_view kProxerToken = "X-Proxer-Token";
 constexpr std::string_view kXForwardedFor = "X-Forwarded-For";
 constexpr std::string_view kXForwardedProto = "X-Forwarded-Proto";
 constexpr std::string_view kXForwardedHost = "X-Forwarded-Host";
+constexpr std::string_view kXForwardedPort = "X-Forwarded-Port";
+constexpr std::string_view kXRealIp = "X-Real-IP";
 
 // Whether any Connection line of f lists `token` (case-insensitive).
 bool connection_has(const bhttp::fields& f, std::string_view token) {
@@ -247,11 +249,23 @@ void strip_hop_by_hop(bhttp::fields& f, bool keep_upgrade) {
 }
 
 void add_forwarded(bhttp::fields& f, std::string_view client_ip, std::string_view proto,
-                   std::string_view host) {
+                   std::string_view host, bool trusted_peer) {
+  if (!trusted_peer) {
+    f.erase(bhttp::field::forwarded);
+    f.erase(kXForwardedFor);
+    f.erase(kXForwardedProto);
+    f.erase(kXForwardedHost);
+    f.erase(kXForwardedPort);
+    f.erase(kXRealIp);
+  }
   const auto ip = strip_brackets(client_ip);
   append_to_list(f, kXForwardedFor, ip.empty() ? std::string_view("unknown") : ip);
-  if (!proto.empty()) f.set(kXForwardedProto, proto);
-  if (!host.empty()) f.set(kXForwardedHost, host);
+  // A trusted peer's values describe the original request (e.g. https at a TLS terminator).
+  const auto keep = [&](std::string_view name) {
+    return trusted_peer && !chars::trim_ows(f[name]).empty();
+  };
+  if (!proto.empty() && !keep(kXForwardedProto)) f.set(kXForwardedProto, proto);
+  if (!host.empty() && !keep(kXForwardedHost)) f.set(kXForwardedHost, host);
 
   std::string element;
   element.reserve(32 + ip.size() + proto.size() + host.size());  // one allocation

@@ -81,13 +81,17 @@ std::optional<PathRoute> tunnel_from_path(std::string_view target);
 // Works for request and response fields alike.
 void strip_hop_by_hop(bhttp::fields& f, bool keep_upgrade);
 
-// Adds X-Forwarded-For (client_ip appended to an existing list), X-Forwarded-Proto,
-// X-Forwarded-Host (the original Host; skipped when host is empty) and the RFC 7239 Forwarded
-// element "for=..;proto=..;host=.." appended to an existing Forwarded. IPv6 addresses are written
-// as for="[::1]"; values that are not tokens (e.g. "host:8080") are quoted. Several existing lines
-// of a list header are merged into one.
+// Adds X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host (the original Host; skipped when
+// host is empty) and the RFC 7239 Forwarded element "for=..;proto=..;host=..". IPv6 addresses
+// are written as for="[::1]"; values that are not tokens (e.g. "host:8080") are quoted.
+// From a trusted peer (a proxy in front of the gateway, http.trusted_proxies): client_ip is
+// appended to the existing X-Forwarded-For and Forwarded lists (several lines merged into one),
+// and an existing X-Forwarded-Proto or X-Forwarded-Host is kept (it describes the request the
+// peer received). From any other peer, whatever it sent of Forwarded, X-Forwarded-For,
+// X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Port and X-Real-IP is removed first, so the
+// upstream sees only what the gateway itself observed.
 void add_forwarded(bhttp::fields& f, std::string_view client_ip, std::string_view proto,
-                   std::string_view host);
+                   std::string_view host, bool trusted_peer);
 
 // Where a per-tunnel token can come from.
 enum class TokenSource {

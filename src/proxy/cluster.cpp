@@ -24,4 +24,13 @@ Cluster::Cluster(config::ClusterConfig cfg, std::uint64_t seed)
   }
 }
 
+bool Cluster::record(std::size_t i, OutlierDetector::Result result, TimePoint now) {
+  if (i >= endpoints_.size()) return false;
+  auto& e = endpoints_[i];
+  ++e.requests;
+  if (result == OutlierDetector::Result::ConnectFailure) ++e.connect_failures;
+  if (result == OutlierDetector::Result::Http5xx) ++e.responses_5xx;
+  return outlier_.record(i, result, now);
+}
+
 }  // namespace proxer::proxy

@@ -23,6 +23,10 @@ struct EndpointState {
   config::EndpointConfig cfg;  // parsed (parse_endpoint)
   std::uint32_t active = 0;    // requests in flight
   HealthTracker health;        // active checks' verdict (healthy while checks are off)
+  // Attempts sent to this endpoint, and how they failed (Cluster::record counts them).
+  std::uint64_t requests = 0;
+  std::uint64_t connect_failures = 0;  // no response head: refused, reset, timed out
+  std::uint64_t responses_5xx = 0;
 };
 
 // Counters of a cluster, for the admin API and metrics.
@@ -56,6 +60,10 @@ class Cluster {
   bool in_rotation(std::size_t i, TimePoint now) {
     return endpoints_[i].health.healthy() && !outlier_.ejected(i, now);
   }
+
+  // The result of one attempt on endpoint `i`: counted in the endpoint's counters and fed to
+  // the outlier detector. True when this ejected the endpoint.
+  bool record(std::size_t i, OutlierDetector::Result result, TimePoint now);
 
   std::uint64_t active_requests = 0;  // requests in flight (the retry budget's base)
   std::uint64_t active_retries = 0;   // retries in flight

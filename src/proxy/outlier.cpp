@@ -64,6 +64,7 @@ void OutlierDetector::eject(Endpoint& e, TimePoint now) {
   e.until = now + duration;
   e.run_5xx = 0;
   e.run_connect = 0;
+  ++e.ejections;
   ++ejections_total_;
 }
 

@@ -76,6 +76,10 @@ class OutlierDetector {
 
   // Counters since construction (for stats).
   std::uint64_t ejections_total() const { return ejections_total_; }
+  // Ejections of one endpoint since construction (0 for an index >= size()).
+  std::uint64_t ejections_total(std::size_t ep) const {
+    return ep < eps_.size() ? eps_[ep].ejections : 0;
+  }
   // Thresholds reached while the ejected-share cap forbade the ejection.
   std::uint64_t ejections_refused_total() const { return ejections_refused_; }
 
@@ -87,6 +91,7 @@ class OutlierDetector {
     bool is_ejected = false;
     TimePoint until{};       // end of the current ejection (exclusive)
     TimePoint decay_from{};  // start of the current decay period, while not ejected
+    std::uint64_t ejections = 0;
   };
 
   void refresh(Endpoint& e, TimePoint now);  // lazy expiry and decay

@@ -15,6 +15,9 @@
 //  - strip_hop_by_hop leaves no hop-by-hop field and never touches Host or Content-Length;
 //    add_forwarded leaves one merged line per list header; strip_tunnel_token removes what it
 //    promises;
+//  - normalize_target (every mode) refuses or yields a target that starts with '/', has no dot
+//    segment, no backslash and, unless kept, no encoded slash, keeps the query byte for byte,
+//    is a fixed point, and survives the serialiser like any other target;
 //  - what serialize_*_head writes from a parsed (and rewritten) head is accepted again by our
 //    checks and by Beast, and reparses to the same start line and fields: nothing the gateway
 //    sends on can be read differently by the next hop.
@@ -31,6 +34,7 @@
 #include <vector>
 
 #include "http/rules.h"
+#include "http/sanitize.h"
 
 namespace {
 
@@ -244,7 +248,7 @@ void check_rewrite(bhttp::request_header<> h, bool keep_upgrade, std::string_vie
 
   std::string host;
   if (const auto v = value_of(h, "Host")) host = std::string(*v);
-  add_forwarded(h, client_ip, proto, host);
+  add_forwarded(h, client_ip, proto, host, false);
   require(count(h, "X-Forwarded-For") == 1 && count(h, bhttp::field::forwarded) == 1);
   if (!proto.empty()) require(value_of(h, "X-Forwarded-Proto") == proto);
   if (!host.empty()) require(value_of(h, "X-Forwarded-Host") == std::string_view(host));
@@ -265,6 +269,53 @@ void check_error_response(unsigned status, std::string_view code, std::string_vi
   require(!beast_parse(head, p));
   require(p.content_length() == message.size() + 1 && out.size() - end == message.size() + 1);
   require(std::string_view(out).substr(end, message.size()) == message && out.back() == '\n');
+}
+
+bool has_dot_segment(std::string_view path) {
+  for (std::size_t pos = 0; pos != std::string_view::npos;) {
+    const auto next = path.find('/', pos + 1);
+    const auto seg = path.substr(pos + 1, next == std::string_view::npos ? next : next - pos - 1);
+    if (seg == "." || seg == "..") return true;
+    pos = next;
+  }
+  return false;
+}
+
+void check_normalize(const bhttp::request_header<>& h) {
+  const std::string_view target = h.target();
+  for (const auto esc : {EscapedSlashes::Keep, EscapedSlashes::Reject, EscapedSlashes::Decode}) {
+    for (const bool merge : {false, true}) {
+      const PathOptions o{true, merge, esc};
+      const auto r = normalize_target(target, o);
+      if (r.verdict != PathVerdict::Ok) {
+        require(!r.changed && !verdict_code(r.verdict).empty());
+        continue;
+      }
+      const std::string out = r.changed ? r.target : std::string(target);
+      require(r.changed == (out != target));
+      if (out == "*") continue;
+      require(out.starts_with('/'));
+      const auto q = out.find('?');
+      const auto path = std::string_view(out).substr(0, q);
+      require(!has_dot_segment(path));
+      require(path.find('\\') == std::string_view::npos &&
+              path.find('#') == std::string_view::npos);
+      if (merge) require(path.find("//") == std::string_view::npos);
+      if (esc != EscapedSlashes::Keep) {
+        require(!icontains(path, "%2f") && !icontains(path, "%5c"));
+      }
+      const auto tq = target.find('?');
+      require((q == std::string::npos) == (tq == std::string_view::npos));
+      if (q != std::string::npos) require(std::string_view(out).substr(q) == target.substr(tq));
+      const auto again = normalize_target(out, o);
+      require(again.verdict == PathVerdict::Ok && !again.changed);
+      if (r.changed) {
+        auto copy = h;
+        copy.target(out);
+        check_request_round_trip(copy);
+      }
+    }
+  }
 }
 
 void check_request(std::string_view head, std::size_t input_size) {
@@ -291,6 +342,7 @@ void check_request(std::string_view head, std::size_t input_size) {
   check_error_response(static_cast<unsigned>(100 + input_size % 500), h.method_string(),
                        h.target());
   check_request_round_trip(h);
+  check_normalize(h);
 
   // The input picks the rewrite parameters too, so every combination is reached.
   const std::string_view ips[] = {"203.0.113.7", "[2001:db8::1]", "2001:db8::2", ""};

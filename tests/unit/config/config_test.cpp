@@ -80,7 +80,48 @@ TEST(GatewayConfig, DefaultsMatchTheDocumentedValues) {
   EXPECT_EQ(c.pool_idle_timeout, 60s);
   EXPECT_EQ(c.log_level, "info");
   EXPECT_FALSE(c.log_json);
+  EXPECT_TRUE(c.http.normalize_path);
+  EXPECT_FALSE(c.http.merge_slashes);
+  EXPECT_EQ(c.http.escaped_slashes, "keep");
+  EXPECT_EQ(c.http.headers_with_underscores, "drop");
+  EXPECT_TRUE(c.http.trusted_proxies.empty());
+  EXPECT_TRUE(c.http.hide_response_headers.empty());
   EXPECT_TRUE(validate(c).empty()) << join(validate(c));
+}
+
+TEST(LoadGateway, ReadsTheHttpSection) {
+  const auto loaded = load_gateway_toml(R"(
+[http]
+normalize_path = false
+merge_slashes = true
+escaped_slashes = "reject"
+headers_with_underscores = "reject"
+trusted_proxies = ["10.0.0.0/8", "::1"]
+hide_response_headers = ["Server", "X-Powered-By"]
+)",
+                                        "gateway.toml");
+  ASSERT_TRUE(loaded.value) << join(loaded.errors);
+  const auto& h = loaded.value->http;
+  EXPECT_FALSE(h.normalize_path);
+  EXPECT_TRUE(h.merge_slashes);
+  EXPECT_EQ(h.escaped_slashes, "reject");
+  EXPECT_EQ(h.headers_with_underscores, "reject");
+  EXPECT_EQ(h.trusted_proxies, (std::vector<std::string>{"10.0.0.0/8", "::1"}));
+  EXPECT_EQ(h.hide_response_headers, (std::vector<std::string>{"Server", "X-Powered-By"}));
+}
+
+TEST(LoadGateway, HttpSectionErrorsCarryTheirKeyPath) {
+  const auto loaded = load_gateway_toml(R"(
+[http]
+merge_slashes = "yes"
+trusted_proxies = ["10.0.0.0/8", "nope"]
+normalise_path = true
+)",
+                                        "gateway.toml");
+  EXPECT_FALSE(loaded.value);
+  EXPECT_HAS_ERROR(loaded.errors, "gateway.toml:3:17: http.merge_slashes: expected true or false");
+  EXPECT_HAS_ERROR(loaded.errors, "http.trusted_proxies: element 1: expected an IP address");
+  EXPECT_HAS_ERROR(loaded.errors, "normalize_path");
 }
 
 TEST(GatewayConfig, EmptyFileGivesTheDefaults) {

@@ -82,6 +82,26 @@ TEST(ValidateGateway, EachRuleReportsItsKey) {
        "limits.max_connections: must be at least 1"},
       {"pool", [](auto& c) { c.pool_idle_timeout = 0ms; }, "pool.idle_timeout"},
       {"level", [](auto& c) { c.log_level = "warning"; }, "log.level: expected one of"},
+      {"escaped slashes", [](auto& c) { c.http.escaped_slashes = "Decode"; },
+       "http.escaped_slashes: expected keep, reject or decode, got \"Decode\""},
+      {"underscores", [](auto& c) { c.http.headers_with_underscores = "ignore"; },
+       "http.headers_with_underscores: expected allow, drop or reject"},
+      {"cidr syntax",
+       [](auto& c) {
+         c.http.trusted_proxies = {"10.0.0.0/8", "proxy.local"};
+       },
+       "http.trusted_proxies: element 1: expected an IP address or network"},
+      {"cidr prefix", [](auto& c) { c.http.trusted_proxies = {"10.0.0.0/33"}; },
+       "http.trusted_proxies: element 0: the prefix length of \"10.0.0.0/33\" must be 0-32"},
+      {"cidr v6 prefix", [](auto& c) { c.http.trusted_proxies = {"::1/"}; }, "must be 0-128"},
+      {"cidr host bits", [](auto& c) { c.http.trusted_proxies = {"10.1.0.0/8"}; },
+       "has address bits set beyond its prefix length"},
+      {"cidr mapped", [](auto& c) { c.http.trusted_proxies = {"::ffff:10.0.0.1"}; },
+       "write an IPv4 network in IPv4 form"},
+      {"hide name", [](auto& c) { c.http.hide_response_headers = {"Bad Name"}; },
+       "http.hide_response_headers: invalid header name"},
+      {"hide framing", [](auto& c) { c.http.hide_response_headers = {"Content-Length"}; },
+       "frames the response and cannot be hidden"},
   };
   for (const auto& c : cases) {
     GatewayConfig cfg;
@@ -104,6 +124,10 @@ TEST(ValidateGateway, AcceptsEdgeValues) {
   c.max_frame = 1024;
   c.window = 1024;
   c.heartbeat_interval = 29'999ms;
+  c.http.trusted_proxies = {"0.0.0.0/0", "10.0.0.0/8", "192.0.2.7", "::/0", "2001:db8::/32", "::1"};
+  c.http.hide_response_headers = {"Server", "x-powered-by"};
+  c.http.escaped_slashes = "decode";
+  c.http.headers_with_underscores = "allow";
   EXPECT_TRUE(validate(c).empty()) << join(validate(c));
   c.listen = "0.0.0.0:7000";
   c.agent_listen = "127.0.0.2:7001";

@@ -212,7 +212,7 @@ TEST(StripHopByHop, RemovesFixedAndListedHeaders) {
 
 TEST(AddForwarded, AddsAllFourHeaders) {
   bhttp::fields f;
-  add_forwarded(f, "203.0.113.7", "http", "app.example.com");
+  add_forwarded(f, "203.0.113.7", "http", "app.example.com", false);
   EXPECT_EQ(f["X-Forwarded-For"], "203.0.113.7");
   EXPECT_EQ(f["X-Forwarded-Proto"], "http");
   EXPECT_EQ(f["X-Forwarded-Host"], "app.example.com");
@@ -234,27 +234,59 @@ TEST(AddForwarded, QuotesIpv6AndHostWithPort) {
   };
   for (const auto& c : cases) {
     bhttp::fields f;
-    add_forwarded(f, c.ip, "https", c.host);
+    add_forwarded(f, c.ip, "https", c.host, false);
     EXPECT_EQ(f["X-Forwarded-For"], c.xff) << c.ip;
     EXPECT_EQ(f["Forwarded"], c.forwarded) << c.ip;
   }
 }
 
-TEST(AddForwarded, AppendsToExistingLists) {
+TEST(AddForwarded, TrustedPeerAppendsToExistingLists) {
   bhttp::fields f;
   f.insert("X-Forwarded-For", "198.51.100.1");
   f.insert("X-Forwarded-For", " 198.51.100.2, 198.51.100.3 ");
   f.insert("Forwarded", "for=198.51.100.1");
   f.insert("X-Forwarded-Proto", "https");
-  f.insert("X-Forwarded-Host", "spoofed");
-  add_forwarded(f, "2001:db8::2", "http", "");
+  f.insert("X-Forwarded-Host", "original.example");
+  f.insert("X-Real-IP", "198.51.100.1");
+  add_forwarded(f, "2001:db8::2", "http", "app.example.com", true);
   EXPECT_EQ(values(f, "X-Forwarded-For"),
             std::vector<std::string>{"198.51.100.1, 198.51.100.2, 198.51.100.3, 2001:db8::2"});
   EXPECT_EQ(values(f, "Forwarded"),
-            std::vector<std::string>{R"(for=198.51.100.1, for="[2001:db8::2]";proto=http)"});
+            std::vector<std::string>{
+                R"(for=198.51.100.1, for="[2001:db8::2]";proto=http;host=app.example.com)"});
+  // The trusted proxy's view of the original request is kept.
+  EXPECT_EQ(values(f, "X-Forwarded-Proto"), std::vector<std::string>{"https"});
+  EXPECT_EQ(values(f, "X-Forwarded-Host"), std::vector<std::string>{"original.example"});
+  EXPECT_EQ(values(f, "X-Real-IP"), std::vector<std::string>{"198.51.100.1"});
+}
+
+TEST(AddForwarded, TrustedPeerWithoutValuesGetsOurs) {
+  bhttp::fields f;
+  f.insert("X-Forwarded-Proto", "  ");
+  add_forwarded(f, "10.0.0.1", "http", "h", true);
   EXPECT_EQ(values(f, "X-Forwarded-Proto"), std::vector<std::string>{"http"});
-  // No host given: the existing X-Forwarded-Host is left alone.
-  EXPECT_EQ(values(f, "X-Forwarded-Host"), std::vector<std::string>{"spoofed"});
+  EXPECT_EQ(values(f, "X-Forwarded-Host"), std::vector<std::string>{"h"});
+}
+
+TEST(AddForwarded, UntrustedPeerValuesAreReplaced) {
+  bhttp::fields f;
+  f.insert("X-Forwarded-For", "1.2.3.4");
+  f.insert("x-forwarded-for", "5.6.7.8");
+  f.insert("Forwarded", "for=1.2.3.4;proto=https");
+  f.insert("X-Forwarded-Proto", "https");
+  f.insert("X-Forwarded-Host", "spoofed");
+  f.insert("X-Forwarded-Port", "443");
+  f.insert("X-Real-IP", "1.2.3.4");
+  f.insert("X-Other", "kept");
+  add_forwarded(f, "203.0.113.9", "http", "", false);
+  EXPECT_EQ(values(f, "X-Forwarded-For"), std::vector<std::string>{"203.0.113.9"});
+  EXPECT_EQ(values(f, "Forwarded"), std::vector<std::string>{"for=203.0.113.9;proto=http"});
+  EXPECT_EQ(values(f, "X-Forwarded-Proto"), std::vector<std::string>{"http"});
+  // No host given: none is invented, and the client's is gone.
+  EXPECT_TRUE(values(f, "X-Forwarded-Host").empty());
+  EXPECT_TRUE(values(f, "X-Forwarded-Port").empty());
+  EXPECT_TRUE(values(f, "X-Real-IP").empty());
+  EXPECT_EQ(values(f, "X-Other"), std::vector<std::string>{"kept"});
 }
 
 // --- Tunnel tokens -------------------------------------------------------------------------------

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <vector>
 
+#include "proxy/cluster.h"
+
 namespace proxer::proxy {
 namespace {
 
@@ -351,6 +353,42 @@ TEST(Outlier, DefaultsEjectAfterFive5xxForThirtySeconds) {
             (std::vector<bool>{false, false, false}));
   EXPECT_TRUE(d.ejected(0, t0 + 30s - 1ns));
   EXPECT_FALSE(d.ejected(0, t0 + 30s));
+}
+
+TEST(Outlier, CountsEjectionsPerEndpoint) {
+  OutlierDetector d(cfg(1, 0, 10'000ms, 35'000ms, 100), 3);
+  EXPECT_TRUE(d.record(0, R::Http5xx, t0));
+  EXPECT_TRUE(d.record(2, R::Http5xx, t0));
+  EXPECT_TRUE(d.record(0, R::Http5xx, t0 + 10s));  // the first ejection ended at t0 + 10s
+  EXPECT_EQ(d.ejections_total(0), 2u);
+  EXPECT_EQ(d.ejections_total(1), 0u);
+  EXPECT_EQ(d.ejections_total(2), 1u);
+  EXPECT_EQ(d.ejections_total(3), 0u);  // out of range
+  EXPECT_EQ(d.ejections_total(), 3u);
+}
+
+TEST(Cluster, RecordCountsAttemptsAndFeedsTheDetector) {
+  config::ClusterConfig c;
+  c.name = "c";
+  for (auto url : {"http://10.0.0.1:80", "http://10.0.0.2:80"}) {
+    config::EndpointConfig ep;
+    ep.url = url;
+    c.endpoints.push_back(ep);
+  }
+  c.outlier = cfg(2, 1, 10'000ms, 35'000ms, 50);
+  Cluster cl(c, 1);
+  EXPECT_FALSE(cl.record(0, R::Http5xx, t0));
+  EXPECT_FALSE(cl.record(0, R::Success, t0));
+  EXPECT_TRUE(cl.record(1, R::ConnectFailure, t0));
+  EXPECT_FALSE(cl.record(1, R::Success, t0));  // ejected: counted, ignored by the detector
+  EXPECT_FALSE(cl.record(7, R::Http5xx, t0));  // no such endpoint: nothing
+  const auto& e = cl.endpoints();
+  EXPECT_EQ((std::vector<std::uint64_t>{e[0].requests, e[0].responses_5xx, e[0].connect_failures}),
+            (std::vector<std::uint64_t>{2, 1, 0}));
+  EXPECT_EQ((std::vector<std::uint64_t>{e[1].requests, e[1].responses_5xx, e[1].connect_failures}),
+            (std::vector<std::uint64_t>{2, 0, 1}));
+  EXPECT_FALSE(cl.in_rotation(1, t0));
+  EXPECT_EQ(cl.outlier().ejections_total(1), 1u);
 }
 
 }  // namespace

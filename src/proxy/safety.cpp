@@ -1,0 +1,75 @@
+#include "proxy/safety.h"
+
+#include <algorithm>
+
+namespace proxer::proxy {
+
+namespace {
+
+http::EscapedSlashes escaped_slashes(std::string_view v) {
+  if (v == "reject") return http::EscapedSlashes::Reject;
+  if (v == "decode") return http::EscapedSlashes::Decode;
+  return http::EscapedSlashes::Keep;
+}
+
+http::UnderscoreHeaders underscores(std::string_view v) {
+  if (v == "allow") return http::UnderscoreHeaders::Allow;
+  if (v == "reject") return http::UnderscoreHeaders::Reject;
+  return http::UnderscoreHeaders::Drop;
+}
+
+Rejection path_rejection(http::PathVerdict v, std::string_view when) {
+  Rejection r{std::string(http::verdict_code(v)), std::string(http::verdict_message(v))};
+  r.message.append(when);
+  return r;
+}
+
+}  // namespace
+
+RequestSafety::RequestSafety(const config::HttpConfig& cfg)
+    : path{cfg.normalize_path, cfg.merge_slashes, escaped_slashes(cfg.escaped_slashes)},
+      underscores(proxy::underscores(cfg.headers_with_underscores)),
+      hide_response_headers(cfg.hide_response_headers) {
+  std::vector<http::Cidr> nets;
+  for (const auto& text : cfg.trusted_proxies) {
+    if (auto c = http::parse_cidr(text)) nets.push_back(*c);
+  }
+  trusted_proxies = http::CidrSet(std::move(nets));
+}
+
+std::optional<Rejection> RequestSafety::sanitize_request(bhttp::request_header<>& req) const {
+  auto n = http::normalize_target(req.target(), path);
+  if (n.verdict != http::PathVerdict::Ok) return path_rejection(n.verdict, "");
+  if (n.changed) req.target(n.target);
+  if (auto name = http::apply_underscore_policy(req, underscores)) {
+    return Rejection{"header_with_underscore",
+                     "header names with underscores are refused here: " + *name};
+  }
+  return std::nullopt;
+}
+
+std::optional<Rejection> RequestSafety::check_rewritten(const config::RouteConfig& route,
+                                                        std::string_view original,
+                                                        std::string& rewritten) const {
+  if (!path.normalize || route.path_prefix.empty() ||
+      (!route.strip_prefix && route.prefix_rewrite.empty())) {
+    return std::nullopt;
+  }
+  // The rest after the prefix, as a path of its own: it must not climb above its new base.
+  auto rest = original.substr(std::min(route.path_prefix.size(), original.size()));
+  rest = rest.substr(0, rest.find('?'));
+  std::string alone = "/";
+  alone.append(rest);
+  if (http::normalize_target(alone, path).verdict == http::PathVerdict::Traversal) {
+    return Rejection{std::string(http::verdict_code(http::PathVerdict::Traversal)),
+                     "the path climbs above the prefix of route '" + route.name + "' ('..')"};
+  }
+  auto n = http::normalize_target(rewritten, path);
+  if (n.verdict != http::PathVerdict::Ok) {
+    return path_rejection(n.verdict, " after the route's prefix rewrite");
+  }
+  if (n.changed) rewritten = std::move(n.target);
+  return std::nullopt;
+}
+
+}  // namespace proxer::proxy
