@@ -1,6 +1,7 @@
 #include "proxy/safety.h"
 
 #include <algorithm>
+#include <boost/beast/core/string.hpp>
 
 namespace proxer::proxy {
 
@@ -24,6 +25,32 @@ Rejection path_rejection(http::PathVerdict v, std::string_view when) {
   return r;
 }
 
+// RFC 9112 §3.2.2: a server must accept a request target in absolute-form
+// ("http://host:port/path?query", sent by clients that talk to proxer as to a proxy); its
+// authority replaces Host (§3.2.2: the Host field is then ignored) and the target becomes the
+// origin-form path and query. Returns false when the target is absolute-form but malformed
+// (no authority, or a userinfo part, which RFC 9110 §4.2.4 forbids for http(s)).
+bool absolute_to_origin_form(bhttp::request_header<>& req) {
+  const auto t = req.target();
+  std::size_t scheme_len = 0;
+  if (t.size() >= 7 && boost::beast::iequals(t.substr(0, 7), "http://")) scheme_len = 7;
+  if (t.size() >= 8 && boost::beast::iequals(t.substr(0, 8), "https://")) scheme_len = 8;
+  if (scheme_len == 0) return true;  // origin-form (or something normalize_target refuses)
+  const auto rest = t.substr(scheme_len);
+  const auto end = rest.find_first_of("/?");
+  const auto authority = rest.substr(0, end);
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return false;
+  std::string origin = "/";
+  if (end != std::string_view::npos) {
+    origin.assign(rest.substr(end));
+    if (origin.front() == '?') origin.insert(0, "/");
+  }
+  const std::string host(authority);
+  req.set(bhttp::field::host, host);
+  req.target(origin);
+  return true;
+}
+
 }  // namespace
 
 RequestSafety::RequestSafety(const config::HttpConfig& cfg)
@@ -38,6 +65,9 @@ RequestSafety::RequestSafety(const config::HttpConfig& cfg)
 }
 
 std::optional<Rejection> RequestSafety::sanitize_request(bhttp::request_header<>& req) const {
+  if (!absolute_to_origin_form(req)) {
+    return Rejection{"bad_path", "malformed absolute-form request target (no host, or userinfo)"};
+  }
   auto n = http::normalize_target(req.target(), path);
   if (n.verdict != http::PathVerdict::Ok) return path_rejection(n.verdict, "");
   if (n.changed) req.target(n.target);

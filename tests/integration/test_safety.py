@@ -156,9 +156,16 @@ class SafetyTest(harness.ProxerTestCase):
 
     def test_bad_escapes_bytes_and_backslashes_are_refused(self):
         for path in ("/headers%00.txt", "/headers%zz", "/headers%4", "/public\\..\\admin",
-                     "/headers%2", "http://app.example/headers"):
+                     "/headers%2", "http://user@app.example/headers", "http:///headers",
+                     "app.example:80"):
             with self.subTest(path=path):
                 self.refused(path, "bad_path")
+
+    def test_absolute_form_is_forwarded_in_origin_form(self):
+        # RFC 9112 3.2.2: the authority of an absolute-form target replaces Host.
+        info = self.echo("http://other.example/public/../headers?x=1")
+        self.assertEqual(info["path"], "/headers?x=1")
+        self.assertEqual(header_values(info, "Host"), ["other.example"])
 
     def test_lenient_gateway_decodes_slashes_and_merges(self):
         info = self.echo("/public%2F..%2Fadmin%5Cheaders", gw="lenient")

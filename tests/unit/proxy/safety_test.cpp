@@ -72,6 +72,25 @@ TEST(RequestSafety, NormalisesBeforeRouting) {
   EXPECT_EQ(router.match(req)->path_prefix, "/");
 }
 
+TEST(RequestSafety, AbsoluteFormBecomesOriginForm) {
+  const RequestSafety s;
+  const auto plain = route("/", false, "");
+  EXPECT_EQ(forwarded(s, plain, "http://app.example.com/a/../b?q=1"), "/b?q=1");
+  EXPECT_EQ(forwarded(s, plain, "HTTPS://app.example.com:8443"), "/");
+  EXPECT_EQ(forwarded(s, plain, "http://app.example.com?q"), "/?q");
+  EXPECT_EQ(forwarded(s, plain, "http:///nohost"), "!bad_path");
+  EXPECT_EQ(forwarded(s, plain, "http://user:pw@app.example.com/"), "!bad_path");
+  EXPECT_EQ(forwarded(s, plain, "ftp://app.example.com/"), "!bad_path");
+  // The authority replaces Host (RFC 9112 §3.2.2).
+  bhttp::request_header<> req;
+  req.method(bhttp::verb::get);
+  req.target("http://api.example.com:8080/x");
+  req.set(bhttp::field::host, "other.example.com");
+  ASSERT_FALSE(s.sanitize_request(req));
+  EXPECT_EQ(req.target(), "/x");
+  EXPECT_EQ(req[bhttp::field::host], "api.example.com:8080");
+}
+
 TEST(RequestSafety, ChecksAgainAfterTheRewrite) {
   const RequestSafety s;
   struct Case {
