@@ -94,8 +94,8 @@ int g_in_flight = 0;  // NOLINT: the example's one piece of process state
 net::awaitable<void> serve(tcp::socket sock, proxer::Engine& engine) {
   boost::system::error_code ec;
   const auto remote = sock.remote_endpoint(ec);
-  const std::string peer = ec ? std::string() : remote.address().to_string() + ":" +
-                                                    std::to_string(remote.port());
+  const std::string peer =
+      ec ? std::string() : remote.address().to_string() + ":" + std::to_string(remote.port());
   beast::tcp_stream stream(std::move(sock));
   beast::flat_buffer buf;
   for (;;) {
@@ -218,9 +218,10 @@ int main(int argc, char** argv) {
                  ec.message().c_str());
     return 1;
   }
-  std::printf("proxer-embed-example: http port %u, engine agent port %u, admin port %u (proxer %s)\n",
-              acceptor.local_endpoint().port(), engine->agent_port(), engine->admin_port(),
-              proxer::version());
+  std::printf(
+      "proxer-embed-example: http port %u, engine agent port %u, admin port %u (proxer %s)\n",
+      acceptor.local_endpoint().port(), engine->agent_port(), engine->admin_port(),
+      proxer::version());
   std::fflush(stdout);
   net::co_spawn(ioc, accept_loop(acceptor, *engine), net::detached);
 

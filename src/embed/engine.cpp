@@ -2,6 +2,8 @@
 // connections (how it works: docs/ARCHITECTURE.md, "The embeddable engine").
 #include "proxer/engine.h"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -10,7 +12,6 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <toml++/toml.hpp>
 
 #include "config/config.h"
 #include "core/log.h"
@@ -259,9 +260,9 @@ void Engine::handle(Request request, std::function<void(Response)> done) {
     stopped = m.state == Impl::State::Stopped;
   }
   embed::Reply reply(std::move(done));
-  reply(embed::error_response(503, stopped ? "engine_stopped" : "engine_not_running",
-                              stopped ? "the proxer engine is stopped"
-                                      : "the proxer engine has not been started"));
+  reply(embed::error_response(
+      503, stopped ? "engine_stopped" : "engine_not_running",
+      stopped ? "the proxer engine is stopped" : "the proxer engine has not been started"));
 }
 
 std::future<Response> Engine::handle(Request request) {
@@ -290,7 +291,8 @@ std::string Engine::reload(std::string_view toml) {
     if (m.state == Impl::State::Stopped) return "the proxer engine is stopped";
     // Not started: no loop thread; the lock keeps start() and other reloads out meanwhile.
     if (m.state == Impl::State::Created) return apply(true);
-    auto task = std::make_shared<std::packaged_task<std::string()>>([apply] { return apply(false); });
+    auto task =
+        std::make_shared<std::packaged_task<std::string()>>([apply] { return apply(false); });
     result = task->get_future();
     net::post(m.loop, [task] { (*task)(); });
   }

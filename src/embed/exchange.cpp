@@ -80,9 +80,9 @@ awaitable<void> run_exchange(gateway::Gateway& gw, const ExchangeLimits& limits,
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
     const int err = errno;
-    reply(error_response(503, "internal_connection",
-                         std::string("cannot create the internal connection: ") +
-                             std::strerror(err)));
+    reply(error_response(
+        503, "internal_connection",
+        std::string("cannot create the internal connection: ") + std::strerror(err)));
     co_return;
   }
   auto ex = ctx.executor;
@@ -142,12 +142,11 @@ awaitable<void> run_exchange(gateway::Gateway& gw, const ExchangeLimits& limits,
     co_return;
   }
   if (rec == bhttp::error::body_limit || rec == bhttp::error::header_limit) {
-    reply(error_response(502, "response_too_large",
-                         rec == bhttp::error::body_limit
-                             ? "the response body is larger than " +
-                                   config::format_size(limits.max_body)
-                             : "the response head is larger than " +
-                                   config::format_size(limits.max_head)));
+    reply(error_response(
+        502, "response_too_large",
+        rec == bhttp::error::body_limit
+            ? "the response body is larger than " + config::format_size(limits.max_body)
+            : "the response head is larger than " + config::format_size(limits.max_head)));
     co_return;
   }
   if (rec) {
@@ -266,12 +265,11 @@ void spawn_exchange(gateway::Gateway& gw, const ExchangeLimits& limits, Request 
                     std::function<void(Response)> done) {
   // Posted, so that the coroutine is created on the engine's thread; a handler destroyed unrun
   // (the loop stopped) answers through Reply's destructor.
-  net::post(gw.context().executor,
-            [&gw, &limits, req = std::move(request), reply = Reply(std::move(done))]() mutable {
-              net::co_spawn(gw.context().executor,
-                            run_exchange(gw, limits, std::move(req), std::move(reply)),
-                            DetachedTask{"embedded exchange"});
-            });
+  net::post(gw.context().executor, [&gw, &limits, req = std::move(request),
+                                    reply = Reply(std::move(done))]() mutable {
+    net::co_spawn(gw.context().executor, run_exchange(gw, limits, std::move(req), std::move(reply)),
+                  DetachedTask{"embedded exchange"});
+  });
 }
 
 }  // namespace proxer::embed

@@ -263,6 +263,13 @@ awaitable<void> Gateway::drain(std::function<void()> done) {
   }
   public_.close_all();
   admin_.stop();
+  // Idle pooled upstream connections go too, with their sweep timers: nothing of the gateway is
+  // left waiting on the loop (the embedded engine lets its loop run out of work).
+  for (const auto& c : ctx_->routes->clusters) {
+    for (std::size_t i = 0; i < c->policy().endpoints().size(); ++i) {
+      if (const auto& pool = c->pool(i)) pool->close_idle();
+    }
+  }
   for (auto& a : ctx_->registry.agents()) {
     a->session()->close(proto::ErrorCode::Shutdown, "gateway stopped");
   }

@@ -1330,8 +1330,8 @@ awaitable<void> PublicServer::accept_loop() {
 }
 
 void PublicServer::adopt(tcp::socket sock, std::string client_ip, std::string client_addr) {
-  auto conn =
-      std::make_shared<ClientConn>(*this, std::move(sock), std::move(client_ip), std::move(client_addr));
+  auto conn = std::make_shared<ClientConn>(*this, std::move(sock), std::move(client_ip),
+                                           std::move(client_addr));
   net::co_spawn(
       ex_, [conn]() { return conn->run(); }, DetachedTask{"adopted connection"});
 }

@@ -171,10 +171,13 @@ class EmbedExampleTest(harness.ProxerTestCase):
         status, _, body = curl_status(self.ex.port, "/tun/echo", "--data-binary", "via agent")
         self.assertEqual((status, body), (200, b"via agent"))
         # The tunnel's own backend answered, not the direct one.
-        before = len(harness.get_json(self.tunnel_be.port, "/__stats")["requests"])
+        def hellos(be):
+            return sum(1 for r in harness.get_json(be.port, "/__stats")["requests"]
+                       if r["path"] == "/hello")
+        before, before_direct = hellos(self.tunnel_be), hellos(self.be)
         curl_status(self.ex.port, "/tun/hello")
-        after = len(harness.get_json(self.tunnel_be.port, "/__stats")["requests"])
-        self.assertEqual(after, before + 1)
+        self.assertEqual(hellos(self.tunnel_be), before + 1)
+        self.assertEqual(hellos(self.be), before_direct)
         # And the engine's admin API lists the tunnel with its traffic.
         tunnel = harness.find_tunnel(self.ex.admin_port, "app")
         self.assertGreaterEqual(tunnel["request_count"], 3)
