@@ -52,7 +52,7 @@ struct Header {
 // A request for the engine: what the host's server parsed, with the body read whole.
 struct Request {
   std::string method = "GET";
-  std::string target = "/";  // origin form: path and query, as received
+  std::string target = "/";  // origin form (path and query, as received) or "*"; else a 400
   // As received, Host included (routes match on it). Hop-by-hop fields (Connection, Keep-Alive,
   // Upgrade, TE, Trailer, Transfer-Encoding, Proxy-Connection, Expect) and Content-Length are
   // dropped: the engine frames `body` itself. Names must be tokens; a value containing CR, LF or
@@ -115,13 +115,15 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Opens the listeners the configuration sets and starts the engine's thread. Throws
-  // std::runtime_error naming the address when a listener cannot be opened (nothing is left
-  // running then), and std::logic_error when called twice or after stop().
+  // std::runtime_error naming the address when a listener cannot be opened (the engine is then
+  // stopped: nothing runs, handle() answers 503), and std::logic_error when called twice or
+  // after stop().
   void start();
 
   // Graceful stop: no new requests (handle() answers 503 engine_stopped), agents are told to go
   // away, requests in flight finish within timeouts.shutdown_grace and are then cut, listeners
-  // close. Blocks until the engine's thread ended. Idempotent.
+  // close. Blocks until the engine's thread ended (so never call it from a `done` callback).
+  // Idempotent.
   void stop();
 
   bool running() const;
@@ -131,9 +133,11 @@ class Engine {
   // handle(): they get the built-in tunnel routing or a 404.
   bool matches(const Request& request) const;
 
-  // Runs the request through the engine. `done` is called exactly once, on the engine's thread
-  // (or, when the engine is not running, at once on the calling thread), with the complete
-  // response. It must not block or throw; hand the response to your own loop from there.
+  // Runs the request through the engine. `done` is called exactly once with the complete
+  // response: on the engine's thread; at once on the calling thread when the engine is not
+  // running; or, for a request still queued when a forced stop ends the loop, from ~Engine with
+  // 503 engine_stopped. It should not block (it holds up the engine's loop); an exception it
+  // throws is logged and dropped. Hand the response to your own loop from there.
   void handle(Request request, std::function<void(Response)> done);
   // The same, as a future.
   std::future<Response> handle(Request request);
@@ -142,7 +146,8 @@ class Engine {
   // flight finish on the configuration they started with, and clusters whose settings did not
   // change keep their state (health, ejections, pools). Returns "" when applied, else every error
   // (one a line) and the running configuration stays. Other keys that changed are logged as
-  // needing a restart. Works before start() too.
+  // needing a restart. Works before start() too. Blocks until applied (never call it from a
+  // `done` callback).
   std::string reload(std::string_view toml);
 
   // Ports of the listeners (after start()); 0 when not configured or not started.
