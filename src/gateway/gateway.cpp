@@ -49,19 +49,26 @@ std::uint16_t Gateway::agent_port() const {
   return agent_acceptor_.local_endpoint(ec).port();
 }
 
-std::string Gateway::bind() {
+std::string Gateway::bind(Listeners which) {
   const auto& cfg = ctx_->cfg;
+  listeners_ = which;
   auto describe = [](const char* what, const std::string& addr, error_code ec) {
     std::string msg = std::string("cannot listen on ") + addr + " (" + what + "): " + ec.message();
     if (ec == net::error::address_in_use) msg += " — is another process using this port?";
     return msg;
   };
-  if (auto ec = public_.listen(cfg.listen)) return describe("public listener", cfg.listen, ec);
-  if (auto ec = transport::listen_tcp(agent_acceptor_, cfg.agent_listen)) {
-    return describe("agent listener", cfg.agent_listen, ec);
+  if (which.public_http) {
+    if (auto ec = public_.listen(cfg.listen)) return describe("public listener", cfg.listen, ec);
   }
-  if (auto ec = admin_.listen(cfg.admin_listen)) {
-    return describe("admin listener", cfg.admin_listen, ec);
+  if (which.agent) {
+    if (auto ec = transport::listen_tcp(agent_acceptor_, cfg.agent_listen)) {
+      return describe("agent listener", cfg.agent_listen, ec);
+    }
+  }
+  if (which.admin) {
+    if (auto ec = admin_.listen(cfg.admin_listen)) {
+      return describe("admin listener", cfg.admin_listen, ec);
+    }
   }
   if (!cfg.tls_cert.empty()) {
     try {
@@ -74,16 +81,19 @@ std::string Gateway::bind() {
   ctx_->public_url = cfg.public_url;
   if (ctx_->public_url.empty()) {
     ctx_->public_url = "http://" + cfg.domain;
-    if (ctx_->public_port != 80) ctx_->public_url += ":" + std::to_string(ctx_->public_port);
+    // Without a public listener of its own (embedded) the port is the host program's business.
+    if (which.public_http && ctx_->public_port != 80) {
+      ctx_->public_url += ":" + std::to_string(ctx_->public_port);
+    }
   }
   return {};
 }
 
 void Gateway::start() {
   const auto& cfg = ctx_->cfg;
-  public_.start();
-  admin_.start();
-  net::co_spawn(ex_, agent_accept_loop(), DetachedTask{"agent accept loop"});
+  if (listeners_.public_http) public_.start();
+  if (listeners_.admin) admin_.start();
+  if (listeners_.agent) net::co_spawn(ex_, agent_accept_loop(), DetachedTask{"agent accept loop"});
   net::co_spawn(ex_, housekeeping(), DetachedTask{"housekeeping"});
   restart_health_checks();
   discovered_ = std::make_unique<DiscoveredClusters>(*ctx_, [this] { restart_health_checks(); });
@@ -93,10 +103,15 @@ void Gateway::start() {
   } catch (const std::exception& e) {
     logger()->error("service discovery: {}", e.what());
   }
-  logger()->info("public HTTP on {} (tunnels at http://{{name}}.{}:{}/ and /t/{{name}}/)",
-                 cfg.listen, cfg.domain, public_.port());
-  logger()->info("agents on {} ({})", cfg.agent_listen, tls_ ? "TLS" : "plain TCP");
-  logger()->info("admin on {}", cfg.admin_listen);
+  if (listeners_.public_http) {
+    logger()->info("public HTTP on {} (tunnels at http://{{name}}.{}:{}/ and /t/{{name}}/)",
+                   cfg.listen, cfg.domain, public_.port());
+  }
+  if (listeners_.agent) {
+    logger()->info("agents on {} ({})", cfg.agent_listen, tls_ ? "TLS" : "plain TCP");
+  }
+  if (listeners_.admin) logger()->info("admin on {}", cfg.admin_listen);
+  if (!listeners_.agent) return;
   if (!tls_ && !is_loopback(cfg.agent_listen)) {
     logger()->warn(
         "agents connect to {} without TLS: tokens and traffic cross the network in clear text; "
@@ -248,6 +263,13 @@ awaitable<void> Gateway::drain(std::function<void()> done) {
   }
   public_.close_all();
   admin_.stop();
+  // Idle pooled upstream connections go too, with their sweep timers: nothing of the gateway is
+  // left waiting on the loop (the embedded engine lets its loop run out of work).
+  for (const auto& c : ctx_->routes->clusters) {
+    for (std::size_t i = 0; i < c->policy().endpoints().size(); ++i) {
+      if (const auto& pool = c->pool(i)) pool->close_idle();
+    }
+  }
   for (auto& a : ctx_->registry.agents()) {
     a->session()->close(proto::ErrorCode::Shutdown, "gateway stopped");
   }

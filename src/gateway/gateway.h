@@ -20,8 +20,17 @@ class Gateway {
   Gateway(net::any_io_executor ex, config::GatewayConfig cfg);
   ~Gateway();
 
-  // Binds all listeners. Returns a message naming the address on failure ("" on success).
-  std::string bind();
+  // Which listeners bind() opens: all three for `proxer gateway`; the embedded engine
+  // (src/embed) opens only the ones its configuration sets and feeds requests through
+  // public_server().adopt().
+  struct Listeners {
+    bool public_http = true;
+    bool agent = true;
+    bool admin = true;
+  };
+  // Binds the listeners. Returns a message naming the address on failure ("" on success).
+  std::string bind(Listeners which);
+  std::string bind() { return bind(Listeners{}); }
   void start();
   // Graceful stop: stop accepting, GOAWAY to agents, let in-flight requests finish up to the
   // grace period, then close everything. `done` runs when finished.
@@ -31,6 +40,7 @@ class Gateway {
   std::uint16_t agent_port() const;
   std::uint16_t admin_port() const { return admin_.port(); }
   Context& context() { return *ctx_; }
+  PublicServer& public_server() { return public_; }
 
   // Active health checks (gateway/health_checker.h) of the clusters in ctx_->routes that enable
   // them: keeps the checkers of clusters still in the table, stops the others, starts new ones.
@@ -56,6 +66,7 @@ class Gateway {
   AdminServer admin_;
   tcp::acceptor agent_acceptor_;
   std::shared_ptr<transport::ssl::context> tls_;
+  Listeners listeners_;
   bool stopping_ = false;
   net::steady_timer housekeeping_timer_;
   std::vector<std::shared_ptr<HealthChecker>> health_;

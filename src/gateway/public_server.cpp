@@ -123,16 +123,21 @@ using fwd::Target;
 // One public client connection.
 class ClientConn : public std::enable_shared_from_this<ClientConn> {
  public:
-  ClientConn(PublicServer& server, tcp::socket sock)
+  // `client_ip` empty: the peer address of `sock` (a TCP connection); else these (adopt()).
+  ClientConn(PublicServer& server, tcp::socket sock, std::string client_ip = {},
+             std::string client_addr = {})
       : server_(server), ctx_(server.ctx_), sock_(std::move(sock)) {
     error_code ec;
-    auto ep = sock_.remote_endpoint(ec);
-    if (!ec) {
+    auto ep = client_ip.empty() ? sock_.remote_endpoint(ec) : tcp::endpoint();
+    if (!client_ip.empty()) {
+      client_ip_ = std::move(client_ip);
+      client_addr_ = std::move(client_addr);
+    } else if (!ec) {
       client_ip_ = ep.address().to_string();
       client_addr_ = ep.address().is_v6() ? "[" + client_ip_ + "]:" + std::to_string(ep.port())
                                           : client_ip_ + ":" + std::to_string(ep.port());
     }
-    sock_.set_option(tcp::no_delay(true), ec);
+    sock_.set_option(tcp::no_delay(true), ec);  // fails harmlessly on an adopted AF_UNIX socket
     server_.conns_.insert(this);
     ++ctx_.stats.connections_active;
   }
@@ -1342,6 +1347,13 @@ awaitable<void> PublicServer::accept_loop() {
     net::co_spawn(
         ex_, [conn]() { return conn->run(); }, DetachedTask{"client connection"});
   }
+}
+
+void PublicServer::adopt(tcp::socket sock, std::string client_ip, std::string client_addr) {
+  auto conn = std::make_shared<ClientConn>(*this, std::move(sock), std::move(client_ip),
+                                           std::move(client_addr));
+  net::co_spawn(
+      ex_, [conn]() { return conn->run(); }, DetachedTask{"adopted connection"});
 }
 
 void PublicServer::drain() {

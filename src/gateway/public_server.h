@@ -18,6 +18,12 @@ class PublicServer {
   error_code listen(const std::string& address);
   std::uint16_t port() const;
   void start();
+  // Serves a connection that did not come from the listener: the embedded engine's internal
+  // connection (src/embed), one end of an AF_UNIX socketpair held in a tcp::socket (only byte
+  // stream operations are used on it). `client_ip` and `client_addr` ("IP" or "IP:PORT") stand in
+  // for the peer address such a socket lacks (X-Forwarded-For, Forwarded, ip_hash, tunnel
+  // stream metadata).
+  void adopt(tcp::socket sock, std::string client_ip, std::string client_addr);
   // Stops accepting and closes idle keep-alive connections; busy ones close after their
   // current response.
   void drain();
