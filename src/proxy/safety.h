@@ -3,8 +3,8 @@
 // options of http/sanitize.h, and the two points of a request's life where it applies:
 //   1. sanitize_request(), right after the head is parsed and before any routing: an
 //      absolute-form target ("http://host/path") becomes origin-form with its authority as Host
-//      (RFC 9112 §3.2.2), the path is normalised (what routes match is what the upstream gets) and header names with
-//      underscores are dropped or refused;
+//      (RFC 9112 §3.2.2), the path is normalised (what routes match is what the upstream
+//      gets) and header names with underscores are dropped or refused;
 //   2. check_rewritten(), after a route's strip_prefix / prefix_rewrite: the new path is
 //      checked and normalised again, so a rewrite cannot produce a path that climbs above the
 //      root or above the prefix it put in place.
