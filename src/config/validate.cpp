@@ -189,12 +189,28 @@ void check_header_list(Checker& c, const std::string& path,
   }
 }
 
+// Headers that frame a message: the gateway sets them itself, and a configured change to them
+// would desynchronise the message from its framing.
+bool frames_message(const std::string& name) {
+  return strcasecmp(name.c_str(), "content-length") == 0 ||
+         strcasecmp(name.c_str(), "transfer-encoding") == 0 ||
+         strcasecmp(name.c_str(), "connection") == 0;
+}
+
 void check_header_ops(Checker& c, const std::string& path, const HeaderOps& ops) {
   for (const auto& name : ops.remove) {
     if (!http_token(name)) c.add(path + ".remove", "invalid header name " + quote(name));
   }
   check_header_list(c, path + ".set", ops.set);
   check_header_list(c, path + ".add", ops.add);
+  auto framing = [&](const std::string& key, const std::string& name) {
+    if (frames_message(name)) {
+      c.add(path + "." + key, quote(name) + " frames the message and cannot be changed");
+    }
+  };
+  for (const auto& name : ops.remove) framing("remove", name);
+  for (const auto& [name, value] : ops.set) framing("set", name);
+  for (const auto& [name, value] : ops.add) framing("add", name);
 }
 
 // "10.0.0.0/8", "2001:db8::/32" or one address; bits beyond the prefix must be zero.
@@ -247,9 +263,7 @@ void check_http(Checker& c, const HttpConfig& h) {
   for (const auto& name : h.hide_response_headers) {
     if (!http_token(name)) {
       c.add("http.hide_response_headers", "invalid header name " + quote(name));
-    } else if (strcasecmp(name.c_str(), "content-length") == 0 ||
-               strcasecmp(name.c_str(), "transfer-encoding") == 0 ||
-               strcasecmp(name.c_str(), "connection") == 0) {
+    } else if (frames_message(name)) {
       c.add("http.hide_response_headers",
             quote(name) + " frames the response and cannot be hidden");
     }

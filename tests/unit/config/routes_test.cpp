@@ -219,6 +219,13 @@ TEST(Routes, EachRuleReportsItsKey) {
        "routes[0].strip_prefix: contradicts prefix_rewrite"},
       {"[[routes]]\ncluster = \"c\"\n[routes.request_headers]\nset = { \"X\" = 1 }\n" + cluster,
        "routes[0].request_headers.set: expected string values"},
+      {"[[routes]]\ncluster = \"c\"\n[routes.response_headers]\nremove = [\"Content-Length\"]\n" +
+           cluster,
+       "routes[0].response_headers.remove: \"Content-Length\" frames the message"},
+      {"[[routes]]\ncluster = \"c\"\n[routes.request_headers]\nset = { \"transfer-encoding\" = "
+       "\"gzip\" }\n" +
+           cluster,
+       "routes[0].request_headers.set: \"transfer-encoding\" frames the message"},
       {"[[routes]]\ncluster = \"c\"\nclster = \"c\"\n" + cluster, "clster"},
       {"[clusters.c]\nendpoints = []\n", "clusters.c.endpoints: a cluster needs at least one"},
       {"[clusters.c]\nendpoints = [\"ftp://h:1\"]\n", "clusters.c.endpoints[0].url: expected"},
