@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import socket
 import time
 import unittest
 
@@ -22,7 +23,17 @@ except ImportError:  # pragma: no cover - the install script provides python3-we
     websockets = None
 
 
-def gateway_toml(a, b, flaky, tls, closed, ws, cert):
+def blackhole_listener():
+    """A listening socket whose accept queue is full: further connects hang (the kernel drops
+    their SYNs), as with a firewall that drops packets. Returns (listener, filler, port)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname(), timeout=2)
+    return listener, filler, listener.getsockname()[1]
+
+
+def gateway_toml(a, b, flaky, tls, closed, ws, cert, blackhole):
     return f"""
 [[routes]]
 name = "direct"
@@ -180,6 +191,18 @@ base_ejection_time = "1m"
 
 [clusters.ws]
 endpoints = ["http://127.0.0.1:{ws}"]
+
+[[routes]]
+name = "blackhole"
+path_prefix = "/blackhole/"
+strip_prefix = true
+cluster = "blackhole"
+[routes.retry]
+retries = 0
+
+[clusters.blackhole]
+endpoints = ["http://127.0.0.1:{blackhole}"]
+connect_timeout = "300ms"
 """
 
 
@@ -196,16 +219,24 @@ class UpstreamsTest(harness.ProxerTestCase):
         cls.ws = None
         if websockets is not None:
             cls.ws = start_ws_echo(cls.workdir, cls.class_procs).port
+        cls.blackhole = blackhole_listener()
         conf = os.path.join(cls.workdir, "gateway.toml")
         with open(conf, "w") as f:
             f.write(gateway_toml(cls.a.port, cls.b.port, cls.flaky.port, cls.tls.port,
-                                 harness.closed_port(), cls.ws or 1, cls.cert))
+                                 harness.closed_port(), cls.ws or 1, cls.cert,
+                                 cls.blackhole[2]))
         cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs,
                                        extra=["--config", conf])
         cls.ag = harness.start_agent(cls.workdir, cls.gw.ports.agent,
                                      [harness.tunnel_spec("b", cls.b.port)],
                                      registry=cls.class_procs)
         harness.wait_tunnel(cls.gw.ports.admin, "b", procs=[cls.gw, cls.ag])
+
+    @classmethod
+    def tearDownClass(cls):
+        for sock in cls.blackhole[:2]:
+            sock.close()
+        super().tearDownClass()
 
     def req(self, method, path, **kw):
         return harness.http_request(method, self.gw.ports.listen, path, host="app.example", **kw)
@@ -265,6 +296,15 @@ class UpstreamsTest(harness.ProxerTestCase):
         self.assertEqual(status, 502)
         self.assertEqual(headers.get("x-proxer-error"), "upstream_refused")
         self.assertIn(b"refused the connection", body)
+
+    def test_connect_timeout_is_504(self):
+        started = time.monotonic()
+        status, headers, body = self.req("GET", "/blackhole/hello")
+        elapsed = time.monotonic() - started
+        self.assertEqual(status, 504, body)
+        self.assertEqual(headers.get("x-proxer-error"), "upstream_timeout")
+        self.assertIn(b"did not accept the connection within 300ms", body)
+        self.assertLess(elapsed, 5)  # the connect deadline, not the kernel's SYN retries
 
     def test_connect_failure_fails_over_and_ejects(self):
         for _ in range(8):
