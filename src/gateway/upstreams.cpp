@@ -47,6 +47,7 @@ void UpstreamCluster::adopt(UpstreamCluster& old) {
       mine[i].requests = theirs[j].requests;
       mine[i].connect_failures = theirs[j].connect_failures;
       mine[i].responses_5xx = theirs[j].responses_5xx;
+      policy_.outlier().carry_over(i, old.policy_.outlier(), j);
       if (pools_[i] && old.pools_[j]) pools_[i] = old.pools_[j];
       stats_[i] = old.stats_[j];
       break;

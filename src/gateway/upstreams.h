@@ -26,8 +26,9 @@ class UpstreamCluster {
   proxy::Cluster& policy() { return policy_; }
   // The pool of endpoint `i` (parallel to policy().endpoints()); nullptr for a tunnel endpoint.
   const std::shared_ptr<DirectPool>& pool(std::size_t i) const { return pools_[i]; }
-  // Takes over, for each endpoint whose URL `old` has too, its health verdict, counters and
-  // pooled connections (a re-discovered cluster keeps what it knew).
+  // Takes over, for each endpoint whose URL `old` has too, its health verdict, outlier state
+  // (an ejected endpoint stays ejected), counters and pooled connections (a re-discovered
+  // cluster keeps what it knew).
   void adopt(UpstreamCluster& old);
   // Counters of endpoint `i` when it is direct (a tunnel endpoint counts in its tunnel's).
   TunnelStats& stats(std::size_t i) { return stats_[i]; }

@@ -65,6 +65,12 @@ class OutlierDetector {
   void resize(std::size_t n);
   std::size_t size() const { return eps_.size(); }
 
+  // Endpoint `ep` takes over the state of `old`'s endpoint `old_ep` (runs, ejection, multiplier,
+  // ejection count): the same upstream in a rebuilt cluster (re-discovery) stays ejected.
+  void carry_over(std::size_t ep, const OutlierDetector& old, std::size_t old_ep) {
+    if (ep < eps_.size() && old_ep < old.eps_.size()) eps_[ep] = old.eps_[old_ep];
+  }
+
   // One finished request on `ep`. True when this call ejected the endpoint.
   bool record(std::size_t ep, Result result, TimePoint now);
 

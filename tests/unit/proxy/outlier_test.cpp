@@ -50,6 +50,20 @@ TEST(Outlier, Consecutive5xxEjectsExactlyAtTheThreshold) {
   EXPECT_EQ(d.ejected_count(t0), 1u);
 }
 
+TEST(Outlier, CarryOverKeepsAnEjectionInARebuiltDetector) {
+  OutlierDetector old(cfg(2, 0), 2);
+  EXPECT_EQ(feed(old, 1, {R::Http5xx, R::Http5xx}), (std::vector<bool>{false, true}));
+  OutlierDetector fresh(cfg(2, 0), 3);  // endpoint 1 of `old` is endpoint 2 here
+  fresh.carry_over(2, old, 1);
+  EXPECT_TRUE(fresh.ejected(2, t0 + 1s));
+  EXPECT_FALSE(fresh.ejected(0, t0 + 1s));
+  EXPECT_EQ(fresh.ejections_total(2), 1u);
+  EXPECT_FALSE(fresh.ejected(2, t0 + 10s));  // the ejection ends when it would have
+  fresh.carry_over(7, old, 0);               // out of range on either side: nothing
+  fresh.carry_over(0, old, 9);
+  EXPECT_FALSE(fresh.ejected(0, t0));
+}
+
 TEST(Outlier, ASuccessEndsTheRunOf5xx) {
   OutlierDetector d(cfg(3, 0), 2);
   EXPECT_EQ(feed(d, 0, {R::Http5xx, R::Http5xx, R::Success, R::Http5xx, R::Http5xx, R::Http5xx}),
