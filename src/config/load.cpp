@@ -503,6 +503,19 @@ class Reader {
   std::vector<std::string> known_;
 };
 
+// The keys of a health check table: [clusters.NAME.health_check] and [tunnels.health_check].
+// `example_host` is the example a type error on `host` shows.
+void read_health_check(Reader& hc, HealthCheckConfig& h, const char* example_host) {
+  hc.string("path", h.path, "/healthz");
+  hc.string("method", h.method, "GET");
+  hc.string("host", h.host, example_host);
+  hc.duration("interval", h.interval);
+  hc.duration("timeout", h.timeout);
+  hc.status_ranges("expected_status", h.expected_status);
+  hc.count("healthy_threshold", h.healthy_threshold);
+  hc.count("unhealthy_threshold", h.unhealthy_threshold);
+}
+
 void read_gateway(Reader& r, GatewayConfig& c) {
   r.string("listen", c.listen, "0.0.0.0:8080");
   r.string("agent_listen", c.agent_listen, "0.0.0.0:8443");
@@ -642,15 +655,7 @@ void read_gateway(Reader& r, GatewayConfig& c) {
     cl.string("server_name", cluster.server_name, "api.internal");
     {
       auto hc = cl.section("health_check");
-      auto& h = cluster.health_check;
-      hc.string("path", h.path, "/healthz");
-      hc.string("method", h.method, "GET");
-      hc.string("host", h.host, "api.internal");
-      hc.duration("interval", h.interval);
-      hc.duration("timeout", h.timeout);
-      hc.status_ranges("expected_status", h.expected_status);
-      hc.count("healthy_threshold", h.healthy_threshold);
-      hc.count("unhealthy_threshold", h.unhealthy_threshold);
+      read_health_check(hc, cluster.health_check, "api.internal");
       hc.finish();
     }
     {
@@ -711,14 +716,7 @@ void read_agent(Reader& r, AgentConfig& c) {
     {
       auto hc = t.section("health_check");
       HealthCheckConfig h;
-      hc.string("path", h.path, "/healthz");
-      hc.string("method", h.method, "GET");
-      hc.string("host", h.host, "localhost");
-      hc.duration("interval", h.interval);
-      hc.duration("timeout", h.timeout);
-      hc.status_ranges("expected_status", h.expected_status);
-      hc.count("healthy_threshold", h.healthy_threshold);
-      hc.count("unhealthy_threshold", h.unhealthy_threshold);
+      read_health_check(hc, h, "localhost");
       hc.finish();
       if (hc.present()) tunnel.health_check = std::move(h);
     }

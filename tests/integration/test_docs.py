@@ -17,6 +17,14 @@ def loader_keys():
         src = f.read()
     out = {}
     containers = set()
+    # Helpers that read the keys of a table shared by several places (read_health_check): their
+    # keys, relative to the Reader they are given.
+    helpers = {}
+    for m in re.finditer(r"\nvoid (read_\w+)\(Reader& (\w+), [^)]*\) \{(.*?)\n\}\n", src, re.S):
+        if m.group(1) in ("read_gateway", "read_agent"):
+            continue
+        helpers[m.group(1)] = {k.group(1) for k in re.finditer(
+            r"\b%s\.%s\(\"(\w+)\"" % (m.group(2), READERS), m.group(3))}
     for kind in ("gateway", "agent"):
         body = re.search(r"void read_%s\(Reader& r, \w+Config& c\) \{(.*?)\n\}\n" % kind, src, re.S)
         assert body, "read_%s not found in load.cpp" % kind
@@ -49,6 +57,10 @@ def loader_keys():
                     base = var_section[parent] + key
                     containers.add(base)
                     var_section[var] = base + ("[]." if fn == "tables" else ".*.")
+                continue
+            m = re.search(r"\b(read_\w+)\((\w+),", line)
+            if m and m.group(1) in helpers and m.group(2) in var_section:
+                keys.update(var_section[m.group(2)] + k for k in helpers[m.group(1)])
                 continue
             m = re.search(r"\b(\w+)\.%s\(\"(\w+)\"" % READERS, line)
             if m and m.group(1) in var_section:
