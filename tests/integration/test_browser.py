@@ -3,14 +3,17 @@ the live tunnel list from the admin API, and `proxer up`'s demo page, loaded thr
 by Host and by path, runs its script against the local service."""
 
 import html
+import http.client
 import json
 import os
 import re
 import shutil
 import subprocess
+import time
 import unittest
 
 import harness
+from test_pools import agent_toml
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -64,6 +67,7 @@ class DashboardTest(harness.ProxerTestCase):
         self.assertEqual(shop[2], "tcp")
         self.assertEqual(shop[4], "3")    # requests
         self.assertEqual(shop[9], "200")  # last status
+        self.assertEqual(shop[10], "ok")   # health
         self.assertEqual(rows["blog"][4], "0")
         conns = cells(dom, "connections")
         self.assertEqual(len(conns), 1, conns)
@@ -71,6 +75,47 @@ class DashboardTest(harness.ProxerTestCase):
         self.assertEqual(conns[0][2], "tcp")
         self.assertTrue(conns[0][3].startswith("127.0.0.1:"), conns)
         self.assertEqual(conns[0][5], "shop, blog")
+
+
+@unittest.skipIf(CHROMIUM is None, "chromium is not installed")
+class PoolDashboardTest(harness.ProxerTestCase):
+    """A tunnel served by a pool of two agents, one of which reports its local service down."""
+
+    @classmethod
+    def start_class_processes(cls):
+        cls.be_ok = harness.start_backend(cls.workdir, registry=cls.class_procs, name="be-ok")
+        cls.be_down = harness.start_backend(cls.workdir, registry=cls.class_procs, name="be-down")
+        conn = http.client.HTTPConnection(harness.LOOPBACK, cls.be_down.port, timeout=5)
+        conn.request("POST", "/__health?ok=0", body=b"")
+        assert conn.getresponse().status == 200
+        conn.close()
+        cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs)
+        for agent_id, be in (("pool-a", cls.be_ok), ("pool-b", cls.be_down)):
+            conf = os.path.join(cls.workdir, agent_id + ".toml")
+            with open(conf, "w") as f:
+                f.write(agent_toml([{"name": "shop", "url": "http://127.0.0.1:%d" % be.port,
+                                     "pool": True,
+                                     "health": {"path": "/healthz", "interval": "200ms",
+                                                "timeout": "150ms",
+                                                "unhealthy_threshold": 1}}]))
+            harness.start_agent(cls.workdir, cls.gw.ports.agent, [], registry=cls.class_procs,
+                                agent_id=agent_id, name="agent-" + agent_id,
+                                extra=["--config", conf])
+        deadline = time.monotonic() + harness.TUNNEL_TIMEOUT
+        while True:
+            t = harness.find_tunnel(cls.gw.ports.admin, "shop")
+            if t and len(t["members"]) == 2 and t["members_in_rotation"] == 1:
+                break
+            assert time.monotonic() < deadline, t
+            time.sleep(0.05)
+
+    def test_dashboard_shows_the_pool_and_its_member_health(self):
+        dom = dump_dom(self.workdir, "http://127.0.0.1:%d/" % self.gw.ports.admin)
+        rows = {r[0]: r for r in cells(dom, "tunnels")}
+        self.assertEqual(sorted(rows), ["shop"])
+        shop = rows["shop"]
+        self.assertEqual(sorted(shop[1].split(", ")), ["pool-a", "pool-b"])
+        self.assertTrue(shop[10].startswith("1/2 in rotation; pool-b: "), shop[10])
 
 
 @unittest.skipIf(CHROMIUM is None, "chromium is not installed")
