@@ -382,7 +382,7 @@ awaitable<void> Agent::check_loop(std::size_t c) {
     auto& check = checks_[c];
     if (failed) check.reason = *failed;
     const auto transition = check.tracker.record(!failed);
-    const std::string where = t.host + ":" + t.port;
+    const std::string where = transport::join_host_port(t.host, t.port);
     if (transition == proxy::HealthTracker::Transition::BecameUnhealthy) {
       logger()->warn(
           "tunnel '{}': local target {} is unhealthy ({}); asking the gateway to stop "
@@ -417,9 +417,7 @@ awaitable<std::optional<std::string>> Agent::probe(const config::TunnelConfig& t
     error_code ignored;
     sock.close(ignored);
   });
-  const bool v6 = t.host.find(':') != std::string::npos;
-  const std::string host =
-      hc.host.empty() ? (v6 ? "[" + t.host + "]" : t.host) + ":" + t.port : hc.host;
+  const std::string host = hc.host.empty() ? transport::join_host_port(t.host, t.port) : hc.host;
   const std::string request = hc.method + " " + hc.path + " HTTP/1.1\r\nHost: " + host +
                               "\r\nUser-Agent: proxer-agent-health-check\r\n"
                               "Accept: */*\r\nConnection: close\r\n\r\n";

@@ -255,7 +255,7 @@ std::pair<std::string, std::string> client_of(std::string_view address) {
       port.find_first_not_of("0123456789") == std::string::npos && std::stoul(port) <= 65535) {
     if (auto ip = net::ip::make_address(host, ec); !ec) {
       const auto s = ip.to_string();
-      return {s, (ip.is_v6() ? "[" + s + "]" : s) + ":" + port};
+      return {s, transport::join_host_port(s, port)};
     }
   }
   return {"unknown", "unknown"};
