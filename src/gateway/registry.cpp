@@ -35,7 +35,7 @@ std::shared_ptr<Tunnel> Registry::find(std::string_view name) const {
 }
 
 const TunnelPool* Registry::pool(std::string_view name) const {
-  auto it = pools_.find(std::string(name));
+  auto it = pools_.find(name);
   return it == pools_.end() ? nullptr : &it->second;
 }
 
@@ -50,7 +50,7 @@ std::shared_ptr<Tunnel> Registry::member(std::string_view name,
 }
 
 std::shared_ptr<Tunnel> Registry::pick(std::string_view name, proxy::Lb lb, std::uint64_t key) {
-  auto it = pools_.find(std::string(name));
+  auto it = pools_.find(name);
   if (it == pools_.end()) return nullptr;
   auto& p = it->second;
   if (p.members.size() == 1) {  // the common case: no pool
@@ -144,7 +144,7 @@ bool Registry::add(std::shared_ptr<Tunnel> t, std::string* error) {
 }
 
 void Registry::remove(std::string_view name, const tunnel::Session* session) {
-  auto it = pools_.find(std::string(name));
+  auto it = pools_.find(name);
   if (it == pools_.end()) return;
   auto& p = it->second;
   std::vector<std::shared_ptr<Tunnel>> gone;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -142,7 +143,13 @@ class Registry {
   // Drops `gone` members' idle streams, and stops the listeners no member of `p` uses any more.
   static void retire(TunnelPool& p, std::vector<std::shared_ptr<Tunnel>> gone);
 
-  std::unordered_map<std::string, TunnelPool> pools_;  // node-based: pool() pointers stay valid
+  // Looked up by string_view (no string built per request); node-based: pool() pointers stay
+  // valid.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, TunnelPool, NameHash, std::equal_to<>> pools_;
   boost::unordered_flat_map<std::string, std::weak_ptr<AgentConn>> agents_;
   std::mt19937_64 rng_;  // the random policy's draws
 };
