@@ -413,9 +413,9 @@ awaitable<std::optional<std::string>> Agent::probe(const config::TunnelConfig& t
   // One deadline for the whole check, connect included.
   const auto left = std::max<std::chrono::steady_clock::duration>(
       hc.timeout - (std::chrono::steady_clock::now() - started), std::chrono::milliseconds(1));
-  Deadline deadline(ex_, left, [&sock] {
+  Deadline deadline(ex_, left, [s = &sock] {  // init-capture: clang 14 cannot capture a binding
     error_code ignored;
-    sock.close(ignored);
+    s->close(ignored);
   });
   const std::string host = hc.host.empty() ? transport::join_host_port(t.host, t.port) : hc.host;
   const std::string request = hc.method + " " + hc.path + " HTTP/1.1\r\nHost: " + host +

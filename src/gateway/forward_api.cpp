@@ -129,8 +129,9 @@ std::optional<ForwardRequest> parse_forward_request(std::string_view text, std::
   if (!v.is_object()) return fail("request body must be a JSON object");
   const auto& o = v.as_object();
   ForwardRequest r;
-  for (const auto& [key, value] : o) {
-    const std::string_view k = key;
+  for (const auto& kv : o) {
+    const std::string_view k = kv.key();
+    const auto& value = kv.value();  // a reference, not a binding: lambdas capture it (clang 14)
     auto str = [&](std::string& out) -> bool {
       if (!value.is_string()) return false;
       out = std::string(value.as_string());

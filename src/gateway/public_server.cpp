@@ -14,6 +14,7 @@
 #include "gateway/poll_carrier.h"
 #include "gateway/upstream.h"
 #include "gateway/upstreams.h"
+#include "http/response_head.h"
 #include "http/rules.h"
 #include "proxy/retry.h"
 #include "tunnel/pump.h"
@@ -169,9 +170,7 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   // One attempt: get a connection or stream, send the request, read the response head.
   awaitable<AttemptResult> attempt(Target& to, const std::string& head, RequestBody& body,
                                    bhttp::request_parser<bhttp::buffer_body>& p,
-                                   std::optional<bhttp::response_parser<bhttp::buffer_body>>& rpo,
-                                   std::chrono::milliseconds timeout, std::uint64_t max_body,
-                                   bool head_method);
+                                   std::chrono::milliseconds timeout, std::uint64_t max_body);
   // This client's held stream or connection to `to`, or an idle one of its pool: false when
   // there is none. Not a coroutine: the common keep-alive case costs no frame.
   bool take_reusable(Target& to, Upstream& up);
@@ -271,6 +270,11 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   std::string client_addr_ = "unknown";
   std::string scratch_;  // response head serialisation
   std::string up_head_;  // the upstream request head of the current exchange
+  // The response head of the current attempt: a copy of its raw bytes (they leave the upstream's
+  // buffer once consumed) and the views into it. Kept by the connection: no allocation per
+  // request.
+  std::string res_raw_;
+  http::ResponseHead res_;
   bool idle_ = false;
   bool busy_ = false;  // the last read filled the space offered
 };
@@ -803,11 +807,10 @@ awaitable<AttemptResult> ClientConn::send_body(Target& to, Upstream& up, Request
   co_return r;
 }
 
-awaitable<AttemptResult> ClientConn::attempt(
-    Target& to, const std::string& head, RequestBody& body,
-    bhttp::request_parser<bhttp::buffer_body>& p,
-    std::optional<bhttp::response_parser<bhttp::buffer_body>>& rpo,
-    std::chrono::milliseconds timeout, std::uint64_t max_body, bool head_method) {
+awaitable<AttemptResult> ClientConn::attempt(Target& to, const std::string& head, RequestBody& body,
+                                             bhttp::request_parser<bhttp::buffer_body>& p,
+                                             std::chrono::milliseconds timeout,
+                                             std::uint64_t max_body) {
   AttemptResult r;
   Upstream& up = r.up;
   auto failed = [&](unsigned status, std::string code, std::string message, proxy::Failure kind,
@@ -915,29 +918,17 @@ awaitable<AttemptResult> ClientConn::attempt(
         }
       }
       if (stale) break;
-      const auto rhead = up.peek_all().substr(0, head_len);
-      if (auto bad = http::check_response_head(rhead)) {
+      res_raw_.assign(up.peek_all().substr(0, head_len));
+      if (auto bad = http::parse_response_head(res_raw_, res_)) {
         co_return failed(502, "bad_response", "malformed response from " + to.what() + ": " + *bad,
                          proxy::Failure::Reset, true);
       }
-      auto& rp = rpo.emplace();
-      rp.header_limit(static_cast<std::uint32_t>(kMaxResponseHead) + 1);
-      rp.body_limit(boost::none);
-      rp.eager(false);
-      if (head_method) rp.skip(true);
-      error_code pec;
-      rp.put(net::buffer(rhead.data(), rhead.size()), pec);
-      if (pec || !rp.is_header_done()) {
-        co_return failed(502, "bad_response",
-                         "malformed response from " + to.what() + ": " +
-                             (pec ? pec.message() : std::string("incomplete head")),
-                         proxy::Failure::Reset, true);
-      }
       up.consume(head_len);
-      const unsigned status = rp.get().result_int();
+      const unsigned status = res_.status;
       if (status >= 100 && status < 200 && status != 101) {
+        const http::ResponseEdits as_is{.strip_hop_by_hop = false};
         scratch_.clear();
-        http::serialize_response_head(rp.get().base(), scratch_);
+        http::serialize_response_head(res_, as_is, scratch_);
         auto [ec2, n2] = co_await net::async_write(sock_, net::buffer(scratch_), use_nothrow);
         if (ec2) {
           up.discard();
@@ -999,7 +990,6 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
   body.present = has_body;
   body.keep = has_body && retry && retry->retries() > 0 && proxy::idempotent(method);
 
-  std::optional<bhttp::response_parser<bhttp::buffer_body>> rpo;
   AttemptResult r;
   std::optional<proxy::CircuitBreaker::Token> retry_slot;
   std::optional<std::mt19937_64> rng;  // seeded at the first backoff
@@ -1021,11 +1011,11 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
                    to.what() + " did not answer within " + config::format_duration(request_timeout),
                    proxy::Failure::Timeout, true};
     } else {
-      r = co_await attempt(to, head, body, p, rpo, timeout, max_body, head_method);
+      r = co_await attempt(to, head, body, p, timeout, max_body);
     }
     if (r.kind == AttemptResult::Finished) co_return r.outcome;
     if (r.kind == AttemptResult::Response) to.stats->bytes_in += body.bytes;
-    const unsigned status = r.kind == AttemptResult::Response ? rpo->get().result_int() : 0;
+    const unsigned status = r.kind == AttemptResult::Response ? res_.status : 0;
     if (rs) {
       using R = proxy::OutlierDetector::Result;
       auto& policy = rs->cluster->policy();
@@ -1061,7 +1051,6 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
     auto next = pick(*rs);
     if (std::holds_alternative<AttemptFailure>(next)) break;
     r.up.discard();
-    rpo.reset();
     ++policy.stats().retries;
     if (!retry_slot) ++policy.active_retries;
     retry_slot = std::move(slot);
@@ -1093,18 +1082,17 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
   }
   auto& up = r.up;
   auto& stats = *to.stats;
-  auto& rp = *rpo;
-  auto& res = rp.get();
-  const unsigned status = res.result_int();
+  const auto& res = res_;
+  const unsigned status = res.status;
   stats.last_status = status;
   if (status >= 500) ++stats.error_count;
 
   // 101: the connection becomes a two-way pipe between the client and the upstream.
   if (status == 101 && upgrade) {
     scratch_.clear();
-    http::strip_hop_by_hop(res, true);
-    ctx_.safety.hide_headers(res);
-    http::serialize_response_head(res, scratch_);
+    const http::ResponseEdits edits{.keep_upgrade = true,
+                                    .hide = ctx_.safety.hide_response_headers};
+    http::serialize_response_head(res, edits, scratch_);
     auto [ec, n] = co_await net::async_write(sock_, net::buffer(scratch_), use_nothrow);
     if (ec) {
       up.discard();
@@ -1127,19 +1115,22 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
   // Response framing towards the client.
   const bool no_body =
       head_method || status == 204 || status == 304 || (status >= 100 && status < 200);
-  const bool chunked_res = !no_body && rp.chunked();
-  const auto res_len = rp.content_length();
+  const bool chunked_res = !no_body && res.chunked;
+  const auto res_len = no_body ? std::optional<std::uint64_t>() : res.content_length;
   const bool until_close = !no_body && !chunked_res && !res_len;
   const bool upstream_keep_alive = res.keep_alive() && !until_close;
   if (until_close || !client_keep_alive) client_keep_alive = false;
 
-  http::strip_hop_by_hop(res, false);
-  ctx_.safety.hide_headers(res);
-  if (route) proxy::apply_header_ops(route->response_headers, res);
-  if (chunked_res) res.set(bhttp::field::transfer_encoding, "chunked");
-  if (!client_keep_alive) res.set(bhttp::field::connection, "close");
+  http::ResponseEdits edits{.hide = ctx_.safety.hide_response_headers,
+                            .chunked = chunked_res,
+                            .connection_close = !client_keep_alive};
+  if (route) {
+    edits.remove = route->response_headers.remove;
+    edits.set = route->response_headers.set;
+    edits.add = route->response_headers.add;
+  }
   scratch_.clear();
-  http::serialize_response_head(res, scratch_);
+  http::serialize_response_head(res, edits, scratch_);
 
   std::uint64_t sent = 0;
   bool head_sent = false;
@@ -1179,10 +1170,22 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
       left -= n;
     }
   } else if (chunked_res) {
-    // On the heap: an array here would sit in every request's coroutine frame, chunked or not.
+    // The chunk framing is Beast's: its parser is given the head (already checked) first. On the
+    // heap, like the sink: in the frame they would sit in every request's coroutine, chunked or
+    // not.
+    auto parser = std::make_unique<bhttp::response_parser<bhttp::buffer_body>>();
+    auto& rp = *parser;
+    rp.header_limit(static_cast<std::uint32_t>(kMaxResponseHead) + 1);
+    rp.body_limit(boost::none);
+    rp.eager(false);
+    {
+      error_code pec;
+      rp.put(net::buffer(res_raw_), pec);
+      if (pec || !rp.is_header_done()) body_ok = false;
+    }
     const auto sink = std::make_unique_for_overwrite<char[]>(kSinkSize);
     bool need_all = false;  // the parser needs bytes beyond the front chunk
-    while (!rp.is_done() && body_ok) {
+    while (body_ok && !rp.is_done()) {
       auto data = need_all ? up.peek_all() : up.peek();
       need_all = false;
       if (data.empty()) {
@@ -1192,8 +1195,8 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
         }
         continue;
       }
-      res.body().data = sink.get();
-      res.body().size = kSinkSize;
+      rp.get().body().data = sink.get();
+      rp.get().body().size = kSinkSize;
       error_code pec;
       const std::size_t n = rp.put(net::buffer(data.data(), data.size()), pec);
       if (pec && pec != bhttp::error::need_buffer && pec != bhttp::error::need_more) {

@@ -1,10 +1,12 @@
 // Framing checks on raw HTTP/1.1 heads, before Beast parses them. See rules.h for what Beast
 // itself lets through and why each rule exists.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "http/char_class.h"
+#include "http/response_head.h"
 #include "http/rules.h"
 
 namespace proxer::http {
@@ -16,8 +18,9 @@ enum class Kind { Request, Response };
 // the success path never allocates.
 class HeadScanner {
  public:
-  HeadScanner(std::string_view head, Kind kind)
-      : p_(head.data()), end_(head.data() + head.size()), kind_(kind) {}
+  // With `out`, a response head's status, reason, fields and framing facts are recorded there.
+  HeadScanner(std::string_view head, Kind kind, ResponseHead* out = nullptr)
+      : p_(head.data()), end_(head.data() + head.size()), kind_(kind), out_(out) {}
 
   const char* run() {
     const bool request = kind_ == Kind::Request;
@@ -96,10 +99,19 @@ class HeadScanner {
         p_[3] > '9') {
       return "invalid status line";
     }
+    const unsigned status =
+        static_cast<unsigned>((p_[1] - '0') * 100 + (p_[2] - '0') * 10 + (p_[3] - '0'));
     p_ += 4;
+    const char* reason = p_;
     if (p_ != end_ && *p_ == ' ') {
       ++p_;
+      reason = p_;
       while (p_ != end_ && chars::is_value_char(*p_)) ++p_;
+    }
+    if (out_) {
+      out_->status = status;
+      out_->http10 = http10_;
+      out_->reason = std::string_view(reason, static_cast<std::size_t>(p_ - reason));
     }
     return nullptr;
   }
@@ -127,6 +139,7 @@ class HeadScanner {
     const std::string_view value =
         chars::trim_ows(std::string_view(begin, static_cast<std::size_t>(p_ - begin)));
     if (const char* r = line_end()) return r;
+    if (out_) out_->fields.push_back({name, value});
     return framing_field(name, value);
   }
 
@@ -143,8 +156,13 @@ class HeadScanner {
         has_content_length_ = true;
         // 1-19 digits: fits in 64 bits; no sign, no list ("5, 5"), no hex.
         if (value.empty() || value.size() > 19) return "invalid Content-Length";
-        for (char c : value) {
-          if (c < '0' || c > '9') return "invalid Content-Length";
+        {
+          std::uint64_t n = 0;
+          for (char c : value) {
+            if (c < '0' || c > '9') return "invalid Content-Length";
+            n = n * 10 + static_cast<std::uint64_t>(c - '0');  // 19 digits cannot overflow
+          }
+          if (out_) out_->content_length = n;
         }
         break;
       case 17:
@@ -154,6 +172,7 @@ class HeadScanner {
         // Only the single coding "chunked" (see rules.h): anything else either leaves the body
         // length undefined for a request or would be lost when the gateway re-frames the body.
         if (!chars::iequals(value, "chunked")) return "unsupported Transfer-Encoding";
+        if (out_) out_->chunked = true;
         break;
       default:
         break;
@@ -175,6 +194,7 @@ class HeadScanner {
   const char* p_;
   const char* end_;
   Kind kind_;
+  ResponseHead* out_;
   bool http10_ = false;
   bool has_content_length_ = false;
   bool has_transfer_encoding_ = false;
@@ -199,6 +219,17 @@ std::optional<std::string> check_request_head(std::string_view raw_head) {
 
 std::optional<std::string> check_response_head(std::string_view raw_head) {
   return check_head(raw_head, Kind::Response);
+}
+
+std::optional<std::string> parse_response_head(std::string_view raw_head, ResponseHead& out) {
+  out.fields.clear();
+  out.content_length.reset();
+  out.chunked = false;
+  out.reason = {};
+  if (const char* reason = HeadScanner(raw_head, Kind::Response, &out).run()) {
+    return std::string(reason);
+  }
+  return std::nullopt;
 }
 
 }  // namespace proxer::http

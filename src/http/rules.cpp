@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "http/char_class.h"
+#include "http/response_head.h"
 
 namespace proxer::http {
 namespace {
@@ -368,6 +369,117 @@ void serialize_response_head(const bhttp::response_header<>& h, std::string& out
   if (reason.empty() || reason.starts_with('<')) reason = standard_reason(status);
   append_status_line(out, status, reason);
   append_fields(out, h);
+  out.append("\r\n");
+}
+
+// --- Raw response heads (response_head.h) --------------------------------------------------------
+
+bool ResponseHead::connection_has(std::string_view token) const {
+  for (const auto& f : fields) {
+    if (f.name.size() == 10 && chars::iequals(f.name, "connection") &&
+        chars::any_list_item(f.value,
+                             [&](std::string_view item) { return chars::iequals(item, token); })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ResponseHead::keep_alive() const {
+  if (connection_has("close")) return false;
+  return !http10 || connection_has("keep-alive");
+}
+
+const HeadField* ResponseHead::find(std::string_view name) const {
+  for (const auto& f : fields) {
+    if (chars::iequals(f.name, name)) return &f;
+  }
+  return nullptr;
+}
+
+namespace {
+
+bool listed(std::span<const std::string> names, std::string_view name) {
+  for (const auto& n : names) {
+    if (chars::iequals(n, name)) return true;
+  }
+  return false;
+}
+
+bool listed(std::span<const std::pair<std::string, std::string>> fields, std::string_view name) {
+  for (const auto& f : fields) {
+    if (chars::iequals(f.first, name)) return true;
+  }
+  return false;
+}
+
+// Whether a field is hop-by-hop for strip_hop_by_hop() (Upgrade decided by the caller). Host,
+// Content-Length and Connection itself are never dropped because Connection names them;
+// Connection lines are dropped separately.
+bool hop_by_hop_name(std::string_view n) {
+  switch (n.size()) {
+    case 2:
+      return chars::iequals(n, "te");
+    case 7:
+      return chars::iequals(n, "trailer");
+    case 10:
+      return chars::iequals(n, "keep-alive") || chars::iequals(n, "connection");
+    case 16:
+      return chars::iequals(n, "proxy-connection");
+    case 17:
+      return chars::iequals(n, "transfer-encoding");
+    case 18:
+      return chars::iequals(n, "proxy-authenticate");
+    case 19:
+      return chars::iequals(n, "proxy-authorization");
+    default:
+      return false;
+  }
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+}  // namespace
+
+void serialize_response_head(const ResponseHead& h, const ResponseEdits& e, std::string& out) {
+  out.reserve(out.size() + 512);
+  const auto reason = h.reason.empty() ? standard_reason(h.status) : h.reason;
+  append_status_line(out, h.status, reason);
+  const bool has_connection = e.strip_hop_by_hop && h.find("connection") != nullptr;
+  bool upgrade_kept = false;
+  for (const auto& f : h.fields) {
+    if (e.strip_hop_by_hop) {
+      if (hop_by_hop_name(f.name)) continue;
+      const bool upgrade = f.name.size() == 7 && chars::iequals(f.name, "upgrade");
+      if (upgrade && !e.keep_upgrade) continue;
+      if (has_connection && !upgrade && !chars::iequals(f.name, "host") &&
+          !chars::iequals(f.name, "content-length") && h.connection_has(f.name)) {
+        continue;
+      }
+      if (listed(e.hide, f.name) || listed(e.remove, f.name) || listed(e.set, f.name)) continue;
+      upgrade_kept = upgrade_kept || upgrade;
+    } else if (listed(e.hide, f.name) || listed(e.remove, f.name) || listed(e.set, f.name)) {
+      continue;
+    }
+    append_field(out, f.name, f.value);
+  }
+  for (const auto* list : {&e.set, &e.add}) {
+    for (const auto& [name, value] : *list) {
+      if (!chars::is_token(name)) continue;
+      out.append(name);
+      out.append(": ");
+      append_sanitized(out, value);
+      out.append("\r\n");
+    }
+  }
+  if (upgrade_kept) out.append("Connection: Upgrade\r\n");
+  if (e.chunked) out.append("Transfer-Encoding: chunked\r\n");
+  if (e.connection_close) out.append("Connection: close\r\n");
   out.append("\r\n");
 }
 

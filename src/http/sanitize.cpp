@@ -224,10 +224,6 @@ std::optional<std::string> apply_underscore_policy(bhttp::fields& f, UnderscoreH
   return std::nullopt;
 }
 
-void remove_fields(bhttp::fields& f, const std::vector<std::string>& names) {
-  for (const auto& name : names) f.erase(name);
-}
-
 std::optional<Cidr> parse_cidr(std::string_view text) {
   const auto slash = text.find('/');
   Cidr c;

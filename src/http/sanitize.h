@@ -78,9 +78,6 @@ enum class UnderscoreHeaders { Allow, Drop, Reject };
 // nothing. Returns the offending name (Reject), else nullopt.
 std::optional<std::string> apply_underscore_policy(bhttp::fields& f, UnderscoreHeaders policy);
 
-// Erases every field named in `names` (case-insensitive).
-void remove_fields(bhttp::fields& f, const std::vector<std::string>& names);
-
 // --- Trusted peers -----------------------------------------------------------------------------
 
 // An IPv4 or IPv6 network ("10.0.0.0/8", "2001:db8::/32", or one address "192.0.2.1").

@@ -36,6 +36,7 @@ struct RequestSafety {
   http::PathOptions path;
   http::UnderscoreHeaders underscores = http::UnderscoreHeaders::Drop;
   http::CidrSet trusted_proxies;
+  // Removed from every response relayed to a client (http::ResponseEdits::hide).
   std::vector<std::string> hide_response_headers;
 
   // Whether X-Forwarded-* from this client address are kept (it is a trusted proxy).
@@ -50,8 +51,6 @@ struct RequestSafety {
   // when the route rewrites nothing, nothing is checked.
   std::optional<Rejection> check_rewritten(const config::RouteConfig& route,
                                            std::string_view original, std::string& rewritten) const;
-  // Removes hide_response_headers from a response about to be relayed to a client.
-  void hide_headers(bhttp::fields& res) const { http::remove_fields(res, hide_response_headers); }
 };
 
 }  // namespace proxer::proxy

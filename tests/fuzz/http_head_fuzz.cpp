@@ -18,14 +18,20 @@
 //  - normalize_target (every mode) refuses or yields a target that starts with '/', has no dot
 //    segment, no backslash and, unless kept, no encoded slash, keeps the query byte for byte,
 //    is a fixed point, and survives the serialiser like any other target;
+//  - parse_response_head gives check_response_head's verdict; the relay's raw serialisation of
+//    an accepted response head is valid again, keeps only input fields in order, drops the
+//    hop-by-hop ones and writes what the Beast path (parse, strip, serialise) writes, except
+//    that it keeps the input order of fields with different names (Beast groups by name);
 //  - what serialize_*_head writes from a parsed (and rewritten) head is accepted again by our
 //    checks and by Beast, and reparses to the same start line and fields: nothing the gateway
 //    sends on can be read differently by the next hop.
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <optional>
@@ -33,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/response_head.h"
 #include "http/rules.h"
 #include "http/sanitize.h"
 
@@ -46,9 +53,13 @@ constexpr std::string_view kDomain = "tunnel.example.com";
 constexpr std::string_view kFuzzDomain = "X-Fuzz-Domain";
 constexpr std::string_view kFuzzIp = "X-Fuzz-Ip";
 
-void require(bool ok) {
-  if (!ok) std::abort();
+void require_at(bool ok, int line) {
+  if (ok) return;
+  std::fprintf(stderr, "contract violated at %s:%d\n", __FILE__, line);
+  std::abort();
 }
+// A macro for the line number: clang 14 with libstdc++ 12 has no std::source_location.
+#define require(ok) require_at((ok), __LINE__)
 
 char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
@@ -355,13 +366,52 @@ void check_request(std::string_view head, std::size_t input_size) {
   check_rewrite(h, true, ip, proto);
 }
 
+// The start line, then the field lines stably sorted by lower-case name.
+std::vector<std::string> grouped_by_name(std::string_view head) {
+  ResponseHead h;
+  require(!parse_response_head(head, h).has_value());
+  std::vector<std::pair<std::string, std::string>> lines;
+  for (const auto& f : h.fields) {
+    std::string name(f.name);
+    for (char& c : name) c = lower(c);
+    lines.emplace_back(std::move(name), std::string(f.name) + ": " + std::string(f.value));
+  }
+  std::stable_sort(lines.begin(), lines.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> out{std::string(head.substr(0, head.find("\r\n")))};
+  for (auto& l : lines) out.push_back(std::move(l.second));
+  return out;
+}
+
 void check_response(std::string_view head) {
   const auto verdict = check_response_head(head);
+  ResponseHead raw;
+  require(parse_response_head(head, raw) == verdict);
   if (verdict) {
     require(!verdict->empty());
     return;
   }
   check_prefixes(head, [](std::string_view s) { return check_response_head(s); });
+  // The relay's raw path: what it writes is a valid head again, without hop-by-hop fields, and
+  // every field it kept is one of the input's, in the input's order.
+  std::string relayed;
+  serialize_response_head(raw, ResponseEdits{.chunked = raw.chunked}, relayed);
+  ResponseHead again;
+  require(!parse_response_head(relayed, again).has_value());
+  require(again.status == raw.status && !again.http10 && again.chunked == raw.chunked &&
+          again.content_length == raw.content_length);
+  require(again.find("connection") == nullptr && again.find("keep-alive") == nullptr &&
+          again.find("upgrade") == nullptr);
+  std::size_t next = 0;
+  for (const auto& f : again.fields) {
+    if (f.name == "Transfer-Encoding" && raw.chunked && &f == &again.fields.back()) break;
+    while (next < raw.fields.size() &&
+           (raw.fields[next].name != f.name || raw.fields[next].value != f.value)) {
+      ++next;
+    }
+    require(next < raw.fields.size());
+    ++next;
+  }
   // Beast is stricter on the status line (it needs the SP after the code), so a refusal is not a
   // contract violation here; what Beast accepts must survive our serialiser.
   bhttp::response_parser<bhttp::empty_body> p;
@@ -372,6 +422,13 @@ void check_response(std::string_view head) {
   require(h.find(bhttp::field::connection) == h.end() &&
           h.find(bhttp::field::transfer_encoding) == h.end());
   check_response_round_trip(h);
+  // And the raw path writes what the Beast path (parse, strip, serialise) writes, up to the
+  // order of fields with different names: Beast files a field after the last one of the same
+  // name, the raw path keeps the input's order (both keep the order within one name).
+  if (raw.chunked) h.set(bhttp::field::transfer_encoding, "chunked");
+  std::string via_beast;
+  serialize_response_head(h, via_beast);
+  require(grouped_by_name(via_beast) == grouped_by_name(relayed));
 }
 
 }  // namespace
