@@ -149,6 +149,20 @@ class HeadScanner {
       case 4:
         if (chars::iequals(name, "host") && ++host_count_ > 1) return "multiple Host";
         break;
+      case 10:
+        if (out_ && chars::iequals(name, "connection")) {
+          chars::any_list_item(value, [&](std::string_view token) {
+            if (chars::iequals(token, "close")) {
+              out_->connection_close = true;
+            } else if (chars::iequals(token, "keep-alive")) {
+              out_->connection_keep_alive = true;
+            } else {
+              out_->connection_tokens.push_back(token);
+            }
+            return false;
+          });
+        }
+        break;
       case 14:
         if (!chars::iequals(name, "content-length")) break;
         // Even equal repeated values are refused: proxies disagree on which one wins.
@@ -225,6 +239,9 @@ std::optional<std::string> parse_response_head(std::string_view raw_head, Respon
   out.fields.clear();
   out.content_length.reset();
   out.chunked = false;
+  out.connection_close = false;
+  out.connection_keep_alive = false;
+  out.connection_tokens.clear();
   out.reason = {};
   if (const char* reason = HeadScanner(raw_head, Kind::Response, &out).run()) {
     return std::string(reason);

@@ -33,9 +33,14 @@ struct ResponseHead {
   bool http10 = false;
   std::string_view reason;  // as received; may be empty
   boost::container::small_vector<HeadField, 16> fields;
-  std::optional<std::uint64_t>
-      content_length;    // a valid Content-Length field (there is at most one)
+  // A valid Content-Length field (there is at most one).
+  std::optional<std::uint64_t> content_length;
   bool chunked = false;  // Transfer-Encoding: chunked
+  // The tokens of every Connection field, split once: "close" and "keep-alive" as flags, any
+  // other (a field name the upstream marks hop-by-hop, or "upgrade") in `connection_tokens`.
+  bool connection_close = false;
+  bool connection_keep_alive = false;
+  boost::container::small_vector<std::string_view, 4> connection_tokens;
 
   // Whether any Connection field lists `token` (case-insensitive).
   bool connection_has(std::string_view token) const;

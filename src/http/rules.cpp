@@ -375,19 +375,17 @@ void serialize_response_head(const bhttp::response_header<>& h, std::string& out
 // --- Raw response heads (response_head.h) --------------------------------------------------------
 
 bool ResponseHead::connection_has(std::string_view token) const {
-  for (const auto& f : fields) {
-    if (f.name.size() == 10 && chars::iequals(f.name, "connection") &&
-        chars::any_list_item(f.value,
-                             [&](std::string_view item) { return chars::iequals(item, token); })) {
-      return true;
-    }
+  if (chars::iequals(token, "close")) return connection_close;
+  if (chars::iequals(token, "keep-alive")) return connection_keep_alive;
+  for (const auto t : connection_tokens) {
+    if (chars::iequals(t, token)) return true;
   }
   return false;
 }
 
 bool ResponseHead::keep_alive() const {
-  if (connection_has("close")) return false;
-  return !http10 || connection_has("keep-alive");
+  if (connection_close) return false;
+  return !http10 || connection_keep_alive;
 }
 
 const HeadField* ResponseHead::find(std::string_view name) const {
@@ -450,14 +448,17 @@ void serialize_response_head(const ResponseHead& h, const ResponseEdits& e, std:
   out.reserve(out.size() + 512);
   const auto reason = h.reason.empty() ? standard_reason(h.status) : h.reason;
   append_status_line(out, h.status, reason);
-  const bool has_connection = e.strip_hop_by_hop && h.find("connection") != nullptr;
+  // Whether Connection may name a kept field ("keep-alive" names a hop-by-hop one anyway; a
+  // field called "close" is unlikely but possible).
+  const bool named_fields =
+      e.strip_hop_by_hop && (h.connection_close || !h.connection_tokens.empty());
   bool upgrade_kept = false;
   for (const auto& f : h.fields) {
     if (e.strip_hop_by_hop) {
       if (hop_by_hop_name(f.name)) continue;
       const bool upgrade = f.name.size() == 7 && chars::iequals(f.name, "upgrade");
       if (upgrade && !e.keep_upgrade) continue;
-      if (has_connection && !upgrade && !chars::iequals(f.name, "host") &&
+      if (named_fields && !upgrade && !chars::iequals(f.name, "host") &&
           !chars::iequals(f.name, "content-length") && h.connection_has(f.name)) {
         continue;
       }
