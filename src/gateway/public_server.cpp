@@ -966,18 +966,25 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
     ~ActiveGuard() { --c.stats.requests_active; }
   } guard{ctx_};
 
-  // Build the upstream head once.
-  const std::string host(req[bhttp::field::host]);
+  // Build the upstream head once, straight from the parsed request (whose fields stay as the
+  // client sent them): hop-by-hop fields and Expect out, forwarding headers and the route's
+  // request_headers changes in, the routed target, and the gateway's own body framing.
   const bool expect_continue = boost::beast::iequals(req[bhttp::field::expect], "100-continue");
-  req.erase(bhttp::field::expect);
-  http::strip_hop_by_hop(req, upgrade);
-  http::add_forwarded(req, client_ip_, "http", host, ctx_.safety.trusts(client_ip_));
-  if (route) proxy::apply_header_ops(route->request_headers, req);
-  if (req.target() != target) req.target(target);
-  if (chunked_req) req.set(bhttp::field::transfer_encoding, "chunked");
+  http::ForwardEdits up_edits{.target = target,
+                              .keep_upgrade = upgrade,
+                              .client_ip = client_ip_,
+                              .proto = "http",
+                              .host = req[bhttp::field::host],
+                              .trusted_peer = ctx_.safety.trusts(client_ip_),
+                              .chunked = chunked_req};
+  if (route) {
+    up_edits.remove = route->request_headers.remove;
+    up_edits.set = route->request_headers.set;
+    up_edits.add = route->request_headers.add;
+  }
   std::string& head = up_head_;  // kept by the connection: no allocation per request
   head.clear();
-  http::serialize_request_head(req, head);
+  http::serialize_forward_head(req, up_edits, head);
 
   if (expect_continue) {
     static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";

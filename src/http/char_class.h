@@ -3,6 +3,7 @@
 // the per-byte checks on the request path are a load and a mask. Internal to src/http.
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace proxer::http::chars {
@@ -40,6 +41,52 @@ inline bool is_ows(char c) {
   return c == ' ' || c == '\t';
 }
 
+namespace detail {
+// Whether any byte of `w` is below `n` (n <= 0x80) or equals 0x7F (DEL). Exact as a yes/no
+// answer (the classic "hasless" and "haszero" word tricks), not in which byte.
+template <unsigned n>
+inline bool any_below_or_del(std::uint64_t w) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  const std::uint64_t below = (w - kOnes * n) & ~w & kHighs;
+  const std::uint64_t x = w ^ (kOnes * 0x7F);
+  const std::uint64_t del = (x - kOnes) & ~x & kHighs;
+  return (below | del) != 0;
+}
+}  // namespace detail
+
+// The first byte in [p, end) that is not a field-value character (HTAB, SP, VCHAR, obs-text),
+// or end. Eight bytes at a time while a word holds only SP..'~' and obs-text, which is all of a
+// typical value up to its CR; a word with a HTAB or the line's end is finished byte by byte.
+inline const char* skip_value_chars(const char* p, const char* end) {
+  while (end - p >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    if (detail::any_below_or_del<0x20>(w)) break;
+    p += 8;
+  }
+  while (p != end && is_value_char(*p)) ++p;
+  return p;
+}
+
+// The first byte in [p, end) that is SP, a CTL or DEL (what ends a request-target), or end.
+inline const char* skip_target_chars(const char* p, const char* end) {
+  while (end - p >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    if (detail::any_below_or_del<0x21>(w)) break;
+    p += 8;
+  }
+  while (p != end && static_cast<unsigned char>(*p) > 0x20 && *p != 0x7F) ++p;
+  return p;
+}
+
+// The first byte in [p, end) that is not a tchar, or end.
+inline const char* skip_token_chars(const char* p, const char* end) {
+  while (p != end && is_token_char(*p)) ++p;
+  return p;
+}
+
 inline bool is_token(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
@@ -52,11 +99,16 @@ inline char to_lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
 }
 
-// ASCII case-insensitive equality.
+// ASCII case-insensitive equality. Equal bytes (most of them, comparing a field name with its
+// usual spelling) cost one compare; others must differ only in the case bit of a letter.
 inline bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (to_lower(a[i]) != to_lower(b[i])) return false;
+    const auto x = static_cast<unsigned char>(a[i]);
+    const auto y = static_cast<unsigned char>(b[i]);
+    if (x == y) continue;
+    const auto lower = static_cast<unsigned char>(x | 0x20);
+    if ((x ^ y) != 0x20 || lower < 'a' || lower > 'z') return false;
   }
   return true;
 }

@@ -77,13 +77,13 @@ class HeadScanner {
   // one too, and a client that sends one after a body is already out of sync.
   const char* request_line() {
     const char* begin = p_;
-    while (p_ != end_ && chars::is_token_char(*p_)) ++p_;
+    p_ = chars::skip_token_chars(p_, end_);
     if (p_ == end_) return kIncomplete;
     if (p_ == begin || *p_ != ' ') return unexpected(*p_, "invalid request line");
     ++p_;
     begin = p_;
     // Target: visible ASCII and obs-text; no SP, CTL or DEL.
-    while (p_ != end_ && static_cast<unsigned char>(*p_) > 0x20 && *p_ != 0x7F) ++p_;
+    p_ = chars::skip_target_chars(p_, end_);
     if (p_ == end_) return kIncomplete;
     if (p_ == begin || *p_ != ' ') return unexpected(*p_, "invalid request line");
     ++p_;
@@ -106,7 +106,7 @@ class HeadScanner {
     if (p_ != end_ && *p_ == ' ') {
       ++p_;
       reason = p_;
-      while (p_ != end_ && chars::is_value_char(*p_)) ++p_;
+      p_ = chars::skip_value_chars(p_, end_);
     }
     if (out_) {
       out_->status = status;
@@ -122,7 +122,7 @@ class HeadScanner {
     // attempt to hide a field from parsers that ignore it). RFC 9112 §5.2 lets a proxy reject it.
     if (chars::is_ows(*p_)) return "obs-fold";
     const char* begin = p_;
-    while (p_ != end_ && chars::is_token_char(*p_)) ++p_;
+    p_ = chars::skip_token_chars(p_, end_);
     if (p_ == end_) return kIncomplete;
     if (*p_ != ':') {
       if (chars::is_ows(*p_)) return "whitespace before colon";
@@ -133,7 +133,7 @@ class HeadScanner {
     const std::string_view name(begin, static_cast<std::size_t>(p_ - begin));
     ++p_;
     begin = p_;
-    while (p_ != end_ && chars::is_value_char(*p_)) ++p_;
+    p_ = chars::skip_value_chars(p_, end_);
     if (p_ == end_) return kIncomplete;
     if (*p_ != '\r') return unexpected(*p_, "control character in field value");
     const std::string_view value =

@@ -2,6 +2,7 @@
 #include "http/rules.h"
 
 #include <array>
+#include <boost/container/small_vector.hpp>
 #include <charconv>
 #include <cstdint>
 #include <optional>
@@ -51,17 +52,69 @@ void append_to_list(bhttp::fields& f, Name name, std::string_view item) {
 
 // A Forwarded parameter value (RFC 7239 §4): a token as is, anything else as a quoted-string.
 void append_forwarded_value(std::string& out, std::string_view v) {
-  if (chars::is_token(v)) {
+  // One scan decides: a token goes as is, a value without '"', '\\' or CTLs is quoted in bulk
+  // (the usual "host:port"), anything else byte by byte.
+  bool token = !v.empty();
+  bool plain = true;
+  for (char c : v) {
+    token = token && chars::is_token_char(c);
+    plain = plain && chars::is_value_char(c) && c != '"' && c != '\\';
+  }
+  if (token) {
     out.append(v);
     return;
   }
   out.push_back('"');
-  for (char c : v) {
-    if (!chars::is_value_char(c)) continue;
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
+  if (plain) {
+    out.append(v);
+  } else {
+    for (char c : v) {
+      if (!chars::is_value_char(c)) continue;
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
   }
   out.push_back('"');
+}
+
+// The RFC 7239 element "for=..;proto=..;host=.." for `ip` (brackets already stripped).
+void append_forwarded_element(std::string& out, std::string_view ip, std::string_view proto,
+                              std::string_view host) {
+  out.append("for=");
+  if (ip.empty()) {
+    out.append("unknown");
+  } else if (ip.find(':') != std::string_view::npos) {
+    // RFC 7239 §6: an IPv6 node is bracketed, and brackets make it a quoted-string.
+    out.append("\"[");
+    for (char c : ip) {
+      if (chars::is_value_char(c) && c != '"' && c != '\\') out.push_back(c);
+    }
+    out.append("]\"");
+  } else {
+    append_forwarded_value(out, ip);
+  }
+  if (!proto.empty()) {
+    out.append(";proto=");
+    append_forwarded_value(out, proto);
+  }
+  if (!host.empty()) {
+    out.append(";host=");
+    append_forwarded_value(out, host);
+  }
+}
+
+bool listed(std::span<const std::string> names, std::string_view name) {
+  for (const auto& n : names) {
+    if (chars::iequals(n, name)) return true;
+  }
+  return false;
+}
+
+bool listed(std::span<const std::pair<std::string, std::string>> fields, std::string_view name) {
+  for (const auto& f : fields) {
+    if (chars::iequals(f.first, name)) return true;
+  }
+  return false;
 }
 
 std::string_view strip_brackets(std::string_view ip) {
@@ -105,18 +158,10 @@ std::optional<std::string> decode_base64(std::string_view in) {
 // Appends a field value with every byte that could end the line or confuse a parser (CTLs other
 // than HTAB, DEL) written as SP.
 void append_sanitized(std::string& out, std::string_view v) {
-  bool clean = true;
-  for (char c : v) {
-    if (!chars::is_value_char(c)) {
-      clean = false;
-      break;
-    }
-  }
-  if (clean) {
-    out.append(v);
-    return;
-  }
-  for (char c : v) out.push_back(chars::is_value_char(c) ? c : ' ');
+  std::size_t clean = 0;
+  while (clean < v.size() && chars::is_value_char(v[clean])) ++clean;
+  out.append(v.substr(0, clean));
+  for (char c : v.substr(clean)) out.push_back(chars::is_value_char(c) ? c : ' ');
 }
 
 void append_fields(std::string& out, const bhttp::fields& f) {
@@ -270,25 +315,7 @@ void add_forwarded(bhttp::fields& f, std::string_view client_ip, std::string_vie
 
   std::string element;
   element.reserve(32 + ip.size() + proto.size() + host.size());  // one allocation
-  element.append("for=");
-  if (ip.empty()) {
-    element.append("unknown");
-  } else if (ip.find(':') != std::string_view::npos) {
-    // RFC 7239 §6: an IPv6 node is bracketed, and brackets make it a quoted-string.
-    element.append("\"[");
-    element.append(ip);
-    element.append("]\"");
-  } else {
-    append_forwarded_value(element, ip);
-  }
-  if (!proto.empty()) {
-    element.append(";proto=");
-    append_forwarded_value(element, proto);
-  }
-  if (!host.empty()) {
-    element.append(";host=");
-    append_forwarded_value(element, host);
-  }
+  append_forwarded_element(element, ip, proto, host);
   append_to_list(f, bhttp::field::forwarded, element);
 }
 
@@ -333,22 +360,34 @@ void strip_tunnel_token(bhttp::fields& f, bool authorization_used) {
 
 // --- Serialisation -----------------------------------------------------------------------------
 
-void serialize_request_head(const bhttp::request_header<>& h, std::string& out) {
-  const auto method = h.method_string();
-  const auto target = h.target();
-  out.reserve(out.size() + method.size() + target.size() + 512);
-  for (char c : method) {
-    if (chars::is_token_char(c)) out.push_back(c);
+namespace {
+
+void append_request_line(std::string& out, std::string_view method, std::string_view target) {
+  if (chars::is_token(method)) {
+    out.append(method);
+  } else {
+    for (char c : method) {
+      if (chars::is_token_char(c)) out.push_back(c);
+    }
   }
   out.push_back(' ');
-  if (target.empty()) {
+  // SP and CTLs would split the request line; they are percent-encoded. The clean prefix (all of
+  // a target the parser accepted) is copied at once.
+  std::size_t clean = 0;
+  const auto ok = [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u != 0x7F;
+  };
+  while (clean < target.size() && ok(target[clean])) ++clean;
+  out.append(target.substr(0, clean));
+  target.remove_prefix(clean);
+  if (clean == 0 && target.empty()) {
     out.push_back('/');
   } else {
-    // SP and CTLs would split the request line; percent-encode them.
     constexpr std::string_view kHex = "0123456789ABCDEF";
     for (char c : target) {
       const auto u = static_cast<unsigned char>(c);
-      if (u > 0x20 && u != 0x7F) {
+      if (ok(c)) {
         out.push_back(c);
       } else {
         out.push_back('%');
@@ -358,7 +397,189 @@ void serialize_request_head(const bhttp::request_header<>& h, std::string& out) 
     }
   }
   out.append(" HTTP/1.1\r\n");
+}
+
+}  // namespace
+
+void serialize_request_head(const bhttp::request_header<>& h, std::string& out) {
+  const auto method = h.method_string();
+  const auto target = h.target();
+  out.reserve(out.size() + method.size() + target.size() + 512);
+  append_request_line(out, method, target);
   append_fields(out, h);
+  out.append("\r\n");
+}
+
+namespace {
+
+// The forwarding headers add_forwarded() owns, by name.
+enum class Fwd { None, For, Proto, Host, Forwarded, Other };
+
+Fwd forwarding_header(std::string_view n) {
+  switch (n.size()) {
+    case 9:
+      return chars::iequals(n, kXRealIp)      ? Fwd::Other
+             : chars::iequals(n, "forwarded") ? Fwd::Forwarded
+                                              : Fwd::None;
+    case 15:
+      return chars::iequals(n, kXForwardedFor) ? Fwd::For : Fwd::None;
+    case 16:
+      return chars::iequals(n, kXForwardedHost)   ? Fwd::Host
+             : chars::iequals(n, kXForwardedPort) ? Fwd::Other
+                                                  : Fwd::None;
+    case 17:
+      return chars::iequals(n, kXForwardedProto) ? Fwd::Proto : Fwd::None;
+    default:
+      return Fwd::None;
+  }
+}
+
+// A field whose name is one of ours (a token by construction).
+void append_known_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  append_sanitized(out, value);
+  out.append("\r\n");
+}
+
+// A field from the configuration (or code): left out unless its name is a token.
+void append_config_field(std::string& out, std::string_view name, std::string_view value) {
+  if (chars::is_token(name)) append_known_field(out, name, value);
+}
+
+}  // namespace
+
+void serialize_forward_head(const bhttp::request_header<>& req, const ForwardEdits& e,
+                            std::string& out) {
+  out.reserve(out.size() + e.target.size() + 512);
+  append_request_line(out, req.method_string(), e.target);
+
+  // First pass: the Connection tokens (every field they name is dropped) and whether there is
+  // an Upgrade field.
+  boost::container::small_vector<std::string_view, 4> conn_tokens;
+  bool has_upgrade = false;
+  for (const auto& f : req) {
+    if (f.name() == bhttp::field::connection) {
+      chars::any_list_item(f.value(), [&](std::string_view t) {
+        conn_tokens.push_back(t);
+        return false;
+      });
+    } else if (f.name() == bhttp::field::upgrade) {
+      has_upgrade = true;
+    }
+  }
+  const auto listed_by_connection = [&](std::string_view name) {
+    for (const auto t : conn_tokens) {
+      if (chars::iequals(t, name)) return true;
+    }
+    return false;
+  };
+  // From a trusted peer: the first X-Forwarded-Proto / -Host that Connection does not drop.
+  std::optional<std::string_view> first_proto, first_host;
+  if (e.trusted_peer) {
+    for (const auto& f : req) {
+      if (f.name() != bhttp::field::unknown) continue;
+      const auto kind = forwarding_header(f.name_string());
+      if (kind != Fwd::Proto && kind != Fwd::Host) continue;
+      if (listed_by_connection(f.name_string())) continue;
+      auto& first = kind == Fwd::Proto ? first_proto : first_host;
+      if (!first) first = chars::trim_ows(f.value());
+    }
+  }
+  const auto edited = [&](std::string_view name) {
+    return listed(e.remove, name) || listed(e.set, name);
+  };
+  // A trusted peer's X-Forwarded-Proto / -Host stay as they are when the first one has a value.
+  const bool keep_proto = e.trusted_peer && first_proto && !first_proto->empty();
+  const bool keep_host = e.trusted_peer && first_host && !first_host->empty();
+  const bool upgrade_kept = e.keep_upgrade && has_upgrade;
+
+  // Second pass: the client's fields that go on, in their order; a trusted peer's
+  // X-Forwarded-For and Forwarded lines are merged into one each, written below.
+  std::string merged_for, merged_forwarded;
+  const auto merge = [](std::string& into, std::string_view value) {
+    const auto v = chars::trim_ows(value);
+    if (v.empty()) return;
+    into.append(v);
+    into.append(", ");
+  };
+  for (const auto& f : req) {
+    const auto name = f.name_string();
+    switch (f.name()) {
+      case bhttp::field::expect:
+      case bhttp::field::connection:
+      case bhttp::field::keep_alive:
+      case bhttp::field::proxy_connection:
+      case bhttp::field::te:
+      case bhttp::field::trailer:
+      case bhttp::field::transfer_encoding:
+      case bhttp::field::proxy_authenticate:
+      case bhttp::field::proxy_authorization:
+        continue;
+      case bhttp::field::upgrade:
+        if (!e.keep_upgrade) continue;
+        break;
+      case bhttp::field::host:
+      case bhttp::field::content_length:
+        break;  // never dropped because Connection names them
+      case bhttp::field::forwarded:
+        if (listed_by_connection(name)) continue;
+        if (e.trusted_peer) merge(merged_forwarded, f.value());
+        continue;  // written below, after the client's fields
+      case bhttp::field::unknown:
+        if (!conn_tokens.empty() && listed_by_connection(name)) continue;
+        switch (forwarding_header(name)) {
+          case Fwd::None:
+            break;
+          case Fwd::For:
+            if (e.trusted_peer) merge(merged_for, f.value());
+            continue;
+          case Fwd::Proto:
+            if (!keep_proto) continue;
+            break;
+          case Fwd::Host:
+            if (!keep_host) continue;
+            break;
+          case Fwd::Forwarded:
+          case Fwd::Other:
+            if (!e.trusted_peer) continue;
+            break;
+        }
+        break;
+      default:
+        if (!conn_tokens.empty() && listed_by_connection(name)) continue;
+        break;
+    }
+    if (edited(name)) continue;
+    append_config_field(out, name, f.value());
+  }
+
+  if (upgrade_kept) out.append("Connection: Upgrade\r\n");
+  const auto ip = strip_brackets(e.client_ip);
+  // Written straight into `out`: no string per request for the values.
+  if (!edited(kXForwardedFor)) {
+    out.append(kXForwardedFor);
+    out.append(": ");
+    append_sanitized(out, merged_for);
+    append_sanitized(out, ip.empty() ? std::string_view("unknown") : ip);
+    out.append("\r\n");
+  }
+  if (!e.proto.empty() && !keep_proto && !edited(kXForwardedProto)) {
+    append_known_field(out, kXForwardedProto, e.proto);
+  }
+  if (!e.host.empty() && !keep_host && !edited(kXForwardedHost)) {
+    append_known_field(out, kXForwardedHost, e.host);
+  }
+  if (!edited("Forwarded")) {
+    out.append("Forwarded: ");
+    append_sanitized(out, merged_forwarded);
+    // Writes only value characters: tokens, quoted strings without CTLs.
+    append_forwarded_element(out, ip, e.proto, e.host);
+    out.append("\r\n");
+  }
+  for (const auto& [name, value] : e.set) append_config_field(out, name, value);
+  for (const auto& [name, value] : e.add) append_config_field(out, name, value);
+  if (e.chunked) out.append("Transfer-Encoding: chunked\r\n");
   out.append("\r\n");
 }
 
@@ -396,20 +617,6 @@ const HeadField* ResponseHead::find(std::string_view name) const {
 }
 
 namespace {
-
-bool listed(std::span<const std::string> names, std::string_view name) {
-  for (const auto& n : names) {
-    if (chars::iequals(n, name)) return true;
-  }
-  return false;
-}
-
-bool listed(std::span<const std::pair<std::string, std::string>> fields, std::string_view name) {
-  for (const auto& f : fields) {
-    if (chars::iequals(f.first, name)) return true;
-  }
-  return false;
-}
 
 // Whether a field is hop-by-hop for strip_hop_by_hop() (Upgrade decided by the caller). Host,
 // Content-Length and Connection itself are never dropped because Connection names them;

@@ -72,12 +72,6 @@ std::string rewrite_target(const config::RouteConfig& route, std::string_view ta
   return out;
 }
 
-void apply_header_ops(const config::HeaderOps& ops, bhttp::fields& fields) {
-  for (const auto& name : ops.remove) fields.erase(name);
-  for (const auto& [name, value] : ops.set) fields.set(name, value);
-  for (const auto& [name, value] : ops.add) fields.insert(name, value);
-}
-
 std::string_view hash_key_of(std::string_view hash_key, const bhttp::request_header<>& req,
                              std::string_view client_ip) {
   if (hash_key.starts_with("header:")) {

@@ -28,9 +28,6 @@ class Router {
 // path always starts with '/').
 std::string rewrite_target(const config::RouteConfig& route, std::string_view target);
 
-// remove, then set, then add.
-void apply_header_ops(const config::HeaderOps& ops, bhttp::fields& fields);
-
 // The ip_hash / ring_hash key of a request: the header or cookie named by `hash_key`, or the
 // client IP when it is "client_ip" or the request lacks them. A view into `req` or `client_ip`.
 std::string_view hash_key_of(std::string_view hash_key, const bhttp::request_header<>& req,

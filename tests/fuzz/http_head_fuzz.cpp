@@ -18,6 +18,9 @@
 //  - normalize_target (every mode) refuses or yields a target that starts with '/', has no dot
 //    segment, no backslash and, unless kept, no encoded slash, keeps the query byte for byte,
 //    is a fixed point, and survives the serialiser like any other target;
+//  - serialize_forward_head (the upstream head in one pass) writes what the Beast path (erase
+//    Expect, strip_hop_by_hop, add_forwarded for an untrusted and a trusted peer, serialise)
+//    writes, up to the order of fields of different names;
 //  - parse_response_head gives check_response_head's verdict; the relay's raw serialisation of
 //    an accepted response head is valid again, keeps only input fields in order, drops the
 //    hop-by-hop ones and writes what the Beast path (parse, strip, serialise) writes, except
@@ -209,8 +212,56 @@ void check_tokens(bhttp::request_header<> h) {
 }
 
 // Hop-by-hop removal and forwarding headers on a copy, then the head the gateway sends on.
+// The start line, then the field lines stably sorted by lower-case name: two serialisations
+// that add fields in different places (Beast files a repeated name after the last field of that
+// name; the one-pass writers append or keep the input's order) must agree on this.
+std::vector<std::string> grouped_by_name(std::string_view head) {
+  std::vector<std::pair<std::string, std::string>> lines;
+  while (!head.empty()) {
+    const auto end = head.find("\r\n");
+    if (end == 0 || end == std::string_view::npos) break;
+    const auto line = head.substr(0, end);
+    std::string name(line.substr(0, line.find(':')));
+    for (char& c : name) c = lower(c);
+    lines.emplace_back(std::move(name), std::string(line));
+    head.remove_prefix(end + 2);
+  }
+  require(!lines.empty());
+  std::stable_sort(lines.begin() + 1, lines.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> out;
+  for (auto& l : lines) out.push_back(std::move(l.second));
+  return out;
+}
+
+// The gateway's one-pass upstream head (serialize_forward_head) against the Beast path it
+// replaced: erase Expect, strip hop-by-hop, add the forwarding headers, serialise.
+void check_forward_head(bhttp::request_header<> h, bool keep_upgrade, std::string_view client_ip,
+                        std::string_view proto, bool trusted) {
+  std::string host;
+  if (const auto v = value_of(h, "Host")) host = std::string(*v);
+  const ForwardEdits e{.target = "/routed?q",
+                       .keep_upgrade = keep_upgrade,
+                       .client_ip = client_ip,
+                       .proto = proto,
+                       .host = host,
+                       .trusted_peer = trusted};
+  std::string one_pass;
+  serialize_forward_head(h, e, one_pass);
+  h.erase(bhttp::field::expect);
+  strip_hop_by_hop(h, keep_upgrade);
+  add_forwarded(h, client_ip, proto, host, trusted);
+  h.target("/routed?q");
+  std::string via_beast;
+  serialize_request_head(h, via_beast);
+  require(grouped_by_name(one_pass) == grouped_by_name(via_beast));
+  require(check_request_head(one_pass) == check_request_head(via_beast));
+}
+
 void check_rewrite(bhttp::request_header<> h, bool keep_upgrade, std::string_view client_ip,
                    std::string_view proto) {
+  check_forward_head(h, keep_upgrade, client_ip, proto, false);
+  check_forward_head(h, keep_upgrade, client_ip, proto, true);
   const auto hosts = count(h, bhttp::field::host);
   const auto lengths = count(h, bhttp::field::content_length);
   // Field names the client listed in Connection (Host and Content-Length are exempt).
@@ -364,23 +415,6 @@ void check_request(std::string_view head, std::size_t input_size) {
                                                              : "";
   check_rewrite(h, false, ip, proto);
   check_rewrite(h, true, ip, proto);
-}
-
-// The start line, then the field lines stably sorted by lower-case name.
-std::vector<std::string> grouped_by_name(std::string_view head) {
-  ResponseHead h;
-  require(!parse_response_head(head, h).has_value());
-  std::vector<std::pair<std::string, std::string>> lines;
-  for (const auto& f : h.fields) {
-    std::string name(f.name);
-    for (char& c : name) c = lower(c);
-    lines.emplace_back(std::move(name), std::string(f.name) + ": " + std::string(f.value));
-  }
-  std::stable_sort(lines.begin(), lines.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<std::string> out{std::string(head.substr(0, head.find("\r\n")))};
-  for (auto& l : lines) out.push_back(std::move(l.second));
-  return out;
 }
 
 void check_response(std::string_view head) {

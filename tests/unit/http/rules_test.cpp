@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <cctype>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace proxer::http {
@@ -527,6 +530,163 @@ TEST(IsUpgrade, NeedsConnectionTokenAndUpgradeHeader) {
     if (!c.upgrade.empty()) h.set(bhttp::field::upgrade, c.upgrade);
     EXPECT_EQ(is_upgrade(h), c.want) << c.connection << " / " << c.upgrade;
   }
+}
+
+}  // namespace
+}  // namespace proxer::http
+
+// --- The upstream head in one pass (serialize_forward_head) ------------------------------------
+
+namespace proxer::http {
+namespace {
+
+struct ForwardCase {
+  const char* name;
+  std::string raw;  // a request head as a client sends it
+  ForwardEdits edits;
+  std::vector<std::string> remove;
+  std::vector<std::pair<std::string, std::string>> set, add;
+};
+
+// The start line, then the field lines stably sorted by lower-case name: what both paths must
+// agree on (they add fields in different places: Beast files a repeated name after the last
+// field of that name, the one-pass writer appends).
+std::vector<std::string> grouped_by_name(const std::string& head) {
+  std::vector<std::string> lines;
+  std::size_t at = 0;
+  for (;;) {
+    const auto end = head.find("\r\n", at);
+    if (end == std::string::npos || end == at) break;
+    lines.push_back(head.substr(at, end - at));
+    at = end + 2;
+  }
+  const auto lower_name = [](const std::string& line) {
+    std::string n = line.substr(0, line.find(':'));
+    for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return n;
+  };
+  std::stable_sort(lines.begin() + 1, lines.end(),
+                   [&](const auto& a, const auto& b) { return lower_name(a) < lower_name(b); });
+  return lines;
+}
+
+// What the gateway wrote before serialize_forward_head(): edit Beast's fields, then serialise.
+std::string forward_via_beast(const ForwardCase& c) {
+  auto m = parse<true>(c.raw);
+  EXPECT_TRUE(m.has_value()) << c.name;
+  if (!m) return {};
+  auto& req = *m;
+  req.erase(bhttp::field::expect);
+  strip_hop_by_hop(req, c.edits.keep_upgrade);
+  add_forwarded(req, c.edits.client_ip, c.edits.proto, c.edits.host, c.edits.trusted_peer);
+  for (const auto& n : c.remove) req.erase(n);
+  for (const auto& [n, v] : c.set) req.set(n, v);
+  for (const auto& [n, v] : c.add) req.insert(n, v);
+  req.target(c.edits.target);
+  if (c.edits.chunked) req.set(bhttp::field::transfer_encoding, "chunked");
+  std::string out;
+  serialize_request_head(req.base(), out);
+  return out;
+}
+
+std::string forward_in_one_pass(const ForwardCase& c) {
+  const auto m = parse<true>(c.raw);
+  if (!m) return {};
+  auto e = c.edits;
+  e.remove = c.remove;
+  e.set = c.set;
+  e.add = c.add;
+  std::string out;
+  serialize_forward_head(m->base(), e, out);
+  return out;
+}
+
+TEST(SerializeForwardHead, WritesWhatTheBeastPathWrote) {
+  const ForwardEdits plain{
+      .target = "/x", .client_ip = "10.0.0.1", .proto = "http", .host = "app.example.com"};
+  auto trusted = plain;
+  trusted.trusted_peer = true;
+  auto v6 = plain;
+  v6.client_ip = "[2001:db8::1]";
+  auto upgrade = plain;
+  upgrade.keep_upgrade = true;
+  auto chunked = plain;
+  chunked.chunked = true;
+  auto bare = plain;
+  bare.proto = "";
+  bare.host = "";
+  bare.client_ip = "";
+  const ForwardCase cases[] = {
+      {"plain GET", "GET /a HTTP/1.1\r\nHost: app.example.com\r\nAccept: */*\r\n\r\n", plain},
+      {"hop-by-hop and Connection-listed fields",
+       "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-A, host, content-length\r\n"
+       "Keep-Alive: 5\r\nTE: trailers\r\nX-A: 1\r\nx-a: 2\r\nProxy-Authorization: x\r\n"
+       "Upgrade: h2c\r\nExpect: 100-continue\r\nContent-Length: 0\r\nX-B: 3\r\n\r\n",
+       plain},
+      {"untrusted peer's forwarding headers are dropped",
+       "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4\r\nForwarded: for=1.2.3.4\r\n"
+       "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\n"
+       "X-Real-IP: 1.2.3.4\r\nX-Other: o\r\n\r\n",
+       plain},
+      {"trusted peer's lists are extended and its proto/host kept",
+       "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.1\r\nA: 1\r\n"
+       "x-forwarded-for:  198.51.100.2 , 198.51.100.3 \r\nForwarded: for=198.51.100.1\r\n"
+       "X-Forwarded-Proto: https\r\nX-Forwarded-Host: original.example\r\nX-Real-IP: r\r\n\r\n",
+       trusted},
+      {"trusted peer with empty or Connection-listed values gets ours",
+       "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: \r\nX-Forwarded-Proto: https\r\n"
+       "Connection: X-Forwarded-Host\r\nX-Forwarded-Host: dropped\r\n\r\n",
+       trusted},
+      {"IPv6 client", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", v6},
+      {"no client address, proto or host", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", bare},
+      {"upgrade keeps Upgrade and restores Connection",
+       "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, X-A\r\nUpgrade: websocket\r\n"
+       "X-A: 1\r\nSec-WebSocket-Key: k\r\n\r\n",
+       upgrade},
+      {"chunked body re-framed",
+       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", chunked},
+      {"route remove, set and add, also of forwarding headers",
+       "GET / HTTP/1.1\r\nHost: h\r\nX-Debug: 1\r\nx-debug: 2\r\nX-From: client\r\n"
+       "Via: 1.1 edge\r\n\r\n",
+       plain,
+       {"x-debug", "Forwarded"},
+       {{"X-From", "proxer"}, {"x-forwarded-proto", "https"}},
+       {{"Via", "1.1 proxer"}, {"X-Forwarded-For", "extra"}}},
+      {"configured values cannot inject lines",
+       "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+       plain,
+       {},
+       {{"X-A", "a\r\nX-Evil: 1"}},
+       {{"Bad Name", "v"}}},
+  };
+  for (const auto& c : cases) {
+    const auto want = forward_via_beast(c);
+    const auto got = forward_in_one_pass(c);
+    EXPECT_EQ(grouped_by_name(got), grouped_by_name(want)) << c.name << "\n" << got;
+    EXPECT_EQ(check_request_head(got), std::nullopt) << c.name << "\n" << got;
+  }
+}
+
+// The client's fields come in the order Beast's parser stored them (it files a repeated name
+// after the last field of that name), then the forwarding headers, then the route's.
+TEST(SerializeForwardHead, ExactBytes) {
+  const auto m = parse<true>(
+      "GET /old HTTP/1.1\r\nHost: app.example.com\r\nA: 1\r\nB: 2\r\na: 3\r\n"
+      "Connection: close\r\n\r\n");
+  ASSERT_TRUE(m.has_value());
+  const std::vector<std::pair<std::string, std::string>> add{{"Via", "1.1 proxer"}};
+  const ForwardEdits e{.target = "/new?q",
+                       .client_ip = "10.0.0.1",
+                       .proto = "http",
+                       .host = "app.example.com",
+                       .add = add};
+  std::string out;
+  serialize_forward_head(m->base(), e, out);
+  EXPECT_EQ(out,
+            "GET /new?q HTTP/1.1\r\nHost: app.example.com\r\nA: 1\r\na: 3\r\nB: 2\r\n"
+            "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: app.example.com\r\n"
+            "Forwarded: for=10.0.0.1;proto=http;host=app.example.com\r\nVia: 1.1 proxer\r\n\r\n");
 }
 
 }  // namespace

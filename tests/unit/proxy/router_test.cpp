@@ -82,21 +82,6 @@ TEST(Router, RewriteTarget) {
   EXPECT_EQ(rewrite_target(bare, "/api?q"), "/?q");
 }
 
-TEST(Router, HeaderOpsRemoveSetAdd) {
-  config::HeaderOps ops;
-  ops.remove = {"X-Debug"};
-  ops.set = {{"X-From", "proxer"}};
-  ops.add = {{"Via", "1.1 proxer"}};
-  bhttp::fields f;
-  f.set("X-Debug", "1");
-  f.set("X-From", "client");
-  f.set("Via", "1.1 edge");
-  apply_header_ops(ops, f);
-  EXPECT_EQ(f.count("X-Debug"), 0u);
-  EXPECT_EQ(f["X-From"], "proxer");
-  EXPECT_EQ(f.count("Via"), 2u);
-}
-
 TEST(Router, HashKeys) {
   auto req = request("GET", "/", "h");
   EXPECT_EQ(hash_key_of("client_ip", req, "10.0.0.1"), "10.0.0.1");
