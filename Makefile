@@ -42,6 +42,7 @@ bench: build
 	bash bench/scale.sh
 	bash bench/carriers.sh
 	bash bench/proxy.sh
+	bash bench/instructions.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

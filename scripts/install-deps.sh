@@ -10,7 +10,7 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev libc-ares-dev libmimalloc-dev
 )
 TEST_PKGS=(curl python3 python3-websockets procps iproute2 openssl wrk redis-server redis-tools tinyproxy chromium nginx dnsmasq etcd-server)
-BENCH_PKGS=(wrk nginx haproxy linux-perf openssh-server openssh-client)
+BENCH_PKGS=(wrk nginx haproxy linux-perf valgrind openssh-server openssh-client)
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
 [[ ${1:-} == --bench ]] && want+=("${BENCH_PKGS[@]}")
