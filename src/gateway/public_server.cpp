@@ -1082,8 +1082,12 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
     }
     if (attempts > 1) {
       f.message = std::to_string(attempts) + " attempts failed; the last: " + f.message;
-      f.status = 502;
-      f.code = "retries_exhausted";
+      // The status follows the last attempt, as Envoy's does: one that timed out (connecting
+      // or waiting for the head) is a 504 with its own code; any other failure a 502.
+      if (f.status != 504) {
+        f.status = 502;
+        f.code = "retries_exhausted";
+      }
     }
     co_return co_await answer_failure(to.stats, started, f, client_keep_alive && !has_body);
   }

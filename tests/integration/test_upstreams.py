@@ -116,6 +116,19 @@ timeout = "500ms"
 retries = 0
 
 [[routes]]
+name = "slow-retried"
+path_prefix = "/slow-retried/"
+strip_prefix = true
+cluster = "direct"
+timeout = "3s"
+[routes.retry]
+retries = 1
+on = ["timeout"]
+per_try_timeout = "300ms"
+backoff_base = "1ms"
+backoff_max = "2ms"
+
+[[routes]]
 name = "breaker"
 path_prefix = "/breaker/"
 strip_prefix = true
@@ -341,6 +354,21 @@ class UpstreamsTest(harness.ProxerTestCase):
         status, headers, body = self.req("GET", "/slow/slow?ms=3000")
         self.assertEqual(status, 504)
         self.assertEqual(headers.get("x-proxer-error"), "timeout")
+
+    def test_every_attempt_timed_out_is_504(self):
+        # Two attempts, each cut at per_try_timeout: the answer follows the last failure (a
+        # timeout, 504) rather than the generic 502 retries_exhausted.
+        before = self.hits(self.a, "/slow?ms=2001")
+        started = time.monotonic()
+        status, headers, body = self.req("GET", "/slow-retried/slow?ms=2001")
+        elapsed = time.monotonic() - started
+        self.assertEqual(status, 504, body)
+        self.assertEqual(headers.get("x-proxer-error"), "timeout")
+        self.assertIn(b"2 attempts failed; the last:", body)
+        self.assertIn(b"did not answer within 300ms", body)
+        self.assertGreaterEqual(elapsed, 0.55)
+        self.assertLess(elapsed, 1.9)
+        self.assertEqual(self.hits(self.a, "/slow?ms=2001") - before, 2)
 
     def test_outlier_ejection_after_consecutive_5xx(self):
         before = self.hits(self.flaky, "/hello")
