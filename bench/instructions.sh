@@ -59,21 +59,7 @@ http { access_log off; keepalive_requests 1000000;
 X
     valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$W/nginx.conf" >"$W/vg-$row.log" 2>&1 &
   else
-    cat >"$W/proxer.toml" <<X
-listen = "127.0.0.1:$port"
-agent_listen = "127.0.0.1:$(free_port)"
-admin_listen = "127.0.0.1:$(free_port)"
-[tcp]
-port_range = ""
-[[routes]]
-path_prefix = "/"
-cluster = "backend"
-[clusters.backend]
-endpoints = ["http://127.0.0.1:$B"]
-max_idle = 128
-[log]
-level = "warn"
-X
+    proxer_proxy_toml "$W/proxer.toml" "$port" "$B"
     valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" gateway --config "$W/proxer.toml" \
       --token "bench-$RANDOM$RANDOM" >"$W/vg-$row.log" 2>&1 &
   fi

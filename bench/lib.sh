@@ -40,3 +40,25 @@ EOF
   echo "nginx did not start on port $port" >&2
   return 1
 }
+
+# proxer_proxy_toml FILE PORT BACKEND_PORT: a gateway config that is a plain reverse proxy, one
+# [[routes]] entry for every path to a cluster with the one direct endpoint 127.0.0.1:BACKEND_PORT
+# (max_idle 128), public listener 127.0.0.1:PORT, agent and admin listeners on free ports, no TCP
+# tunnel ports, warn-level logs.
+proxer_proxy_toml() {
+  cat >"$1" <<EOF
+listen = "127.0.0.1:$2"
+agent_listen = "127.0.0.1:$(free_port)"
+admin_listen = "127.0.0.1:$(free_port)"
+[tcp]
+port_range = ""
+[[routes]]
+path_prefix = "/"
+cluster = "backend"
+[clusters.backend]
+endpoints = ["http://127.0.0.1:$3"]
+max_idle = 128
+[log]
+level = "warn"
+EOF
+}

@@ -146,22 +146,8 @@ EOF
 }
 
 start_proxer() {
-  local p a m; p=$(free_port); a=$(free_port); m=$(free_port); PORT[proxer]=$p
-  cat >"$W/proxer.toml" <<EOF
-listen = "127.0.0.1:$p"
-agent_listen = "127.0.0.1:$a"
-admin_listen = "127.0.0.1:$m"
-[tcp]
-port_range = ""
-[[routes]]
-path_prefix = "/"
-cluster = "backend"
-[clusters.backend]
-endpoints = ["http://127.0.0.1:$B"]
-max_idle = 128
-[log]
-level = "warn"
-EOF
+  local p; p=$(free_port); PORT[proxer]=$p
+  proxer_proxy_toml "$W/proxer.toml" "$p" "$B"
   # A token keeps the (unused) agent listener closed to strangers; without one it only warns.
   "$BIN" gateway --config "$W/proxer.toml" --token "bench-$RANDOM$RANDOM" \
     >"$W/proxer.log" 2>&1 </dev/null &

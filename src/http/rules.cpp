@@ -117,6 +117,23 @@ bool listed(std::span<const std::pair<std::string, std::string>> fields, std::st
   return false;
 }
 
+// Fields that are hop-by-hop whatever Connection says (RFC 9110 §7.6.1 and the proxy-only
+// ones). Connection itself and Upgrade are the callers' to decide.
+bool always_hop_by_hop(bhttp::field f) {
+  switch (f) {
+    case bhttp::field::keep_alive:
+    case bhttp::field::proxy_connection:
+    case bhttp::field::te:
+    case bhttp::field::trailer:
+    case bhttp::field::transfer_encoding:
+    case bhttp::field::proxy_authenticate:
+    case bhttp::field::proxy_authorization:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string_view strip_brackets(std::string_view ip) {
   if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') return ip.substr(1, ip.size() - 2);
   return ip;
@@ -270,20 +287,12 @@ void strip_hop_by_hop(bhttp::fields& f, bool keep_upgrade) {
       case bhttp::field::host:
       case bhttp::field::content_length:
         break;
-      case bhttp::field::keep_alive:
-      case bhttp::field::proxy_connection:
-      case bhttp::field::te:
-      case bhttp::field::trailer:
-      case bhttp::field::transfer_encoding:
-      case bhttp::field::proxy_authenticate:
-      case bhttp::field::proxy_authorization:
-        drop = true;
-        break;
       case bhttp::field::upgrade:
         drop = !keep_upgrade;
         break;
       default:
-        drop = has_connection && connection_has(f, it->name_string());
+        drop = always_hop_by_hop(it->name()) ||
+               (has_connection && connection_has(f, it->name_string()));
         break;
     }
     it = drop ? f.erase(it) : std::next(it);
@@ -505,16 +514,10 @@ void serialize_forward_head(const bhttp::request_header<>& req, const ForwardEdi
   };
   for (const auto& f : req) {
     const auto name = f.name_string();
+    if (always_hop_by_hop(f.name())) continue;
     switch (f.name()) {
-      case bhttp::field::expect:
+      case bhttp::field::expect:  // answered by the gateway (100 Continue)
       case bhttp::field::connection:
-      case bhttp::field::keep_alive:
-      case bhttp::field::proxy_connection:
-      case bhttp::field::te:
-      case bhttp::field::trailer:
-      case bhttp::field::transfer_encoding:
-      case bhttp::field::proxy_authenticate:
-      case bhttp::field::proxy_authorization:
         continue;
       case bhttp::field::upgrade:
         if (!e.keep_upgrade) continue;
