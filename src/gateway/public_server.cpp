@@ -1181,18 +1181,20 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
       left -= n;
     }
   } else if (chunked_res) {
-    // The chunk framing is Beast's: its parser is given the head (already checked) first. On the
-    // heap, like the sink: in the frame they would sit in every request's coroutine, chunked or
-    // not.
+    // The chunk framing is Beast's. Its parser needs only to know that a chunked body follows,
+    // so it is given a fixed head saying so, not the upstream's (already checked, and some
+    // heads we accept it would refuse: no SP after the status code, say). On the heap, like
+    // the sink: in the frame they would sit in every request's coroutine, chunked or not.
+    static constexpr std::string_view kChunkedHead =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
     auto parser = std::make_unique<bhttp::response_parser<bhttp::buffer_body>>();
     auto& rp = *parser;
-    rp.header_limit(static_cast<std::uint32_t>(kMaxResponseHead) + 1);
     rp.body_limit(boost::none);
     rp.eager(false);
     {
       error_code pec;
-      rp.put(net::buffer(res_raw_), pec);
-      if (pec || !rp.is_header_done()) body_ok = false;
+      rp.put(net::buffer(kChunkedHead.data(), kChunkedHead.size()), pec);
+      if (pec || !rp.is_header_done() || !rp.chunked()) body_ok = false;  // cannot happen
     }
     const auto sink = std::make_unique_for_overwrite<char[]>(kSinkSize);
     bool need_all = false;  // the parser needs bytes beyond the front chunk

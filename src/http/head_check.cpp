@@ -91,7 +91,8 @@ class HeadScanner {
   }
 
   // HTTP-version SP 3DIGIT [SP reason-phrase]. The SP after the code is required by RFC 9112
-  // §4 even with no reason; we are lenient there (Beast is not, and has the final word).
+  // §4 even with no reason; we accept "HTTP/1.1 200" without it, as nginx does (the relay writes
+  // the standard reason; Beast's parser, which refuses it, never sees a relayed response head).
   const char* status_line() {
     if (const char* r = version()) return r;
     if (left() < 4) return kIncomplete;
