@@ -1,11 +1,14 @@
 // proxer::Engine::handle() against a local keep-alive HTTP backend: the cost of one embedded
 // request end to end (engine thread, internal connection, gateway request path, pooled upstream
-// connection), through the public API only. docs/BENCHMARKS.md, "Embedded engine".
+// connection), through the public API only. docs/BENCHMARKS.md, "Embedded engine". Counters:
+// cpu_us = CPU time of the whole process per request (caller, engine and backend threads);
+// fds_grown = descriptors open after the run minus before it.
 //
 //   cmake --build build --target embed_bench && build/bench/embed_bench
 #include <benchmark/benchmark.h>
 #include <proxer/engine.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -16,6 +19,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -95,6 +99,13 @@ std::size_t open_fds() {
   return n;
 }
 
+// CPU time of the whole process (the caller, the engine's thread, the backend's), in µs.
+double process_cpu_us() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_nsec) / 1e3;
+}
+
 struct Fixture {
   Backend backend;
   std::unique_ptr<proxer::Engine> engine;
@@ -108,6 +119,7 @@ struct Fixture {
 void run_sequential(benchmark::State& state, proxer::EngineOptions o) {
   Fixture f(std::move(o));
   const auto fds_before = open_fds();
+  const auto cpu_before = process_cpu_us();
   for (auto _ : state) {
     auto r = f.engine->handle(request()).get();
     if (r.status != 200) {
@@ -115,6 +127,8 @@ void run_sequential(benchmark::State& state, proxer::EngineOptions o) {
       break;
     }
   }
+  state.counters["cpu_us"] = (process_cpu_us() - cpu_before) /
+                             static_cast<double>(std::max<std::int64_t>(state.iterations(), 1));
   state.counters["fds_grown"] = static_cast<double>(open_fds()) - static_cast<double>(fds_before);
   state.SetItemsProcessed(state.iterations());
 }
@@ -125,6 +139,7 @@ void run_batch(benchmark::State& state, proxer::EngineOptions o) {
   const auto batch = static_cast<std::size_t>(state.range(0));
   std::vector<std::future<proxer::Response>> pending;
   pending.reserve(batch);
+  const auto cpu_before = process_cpu_us();
   for (auto _ : state) {
     pending.clear();
     for (std::size_t i = 0; i < batch; ++i) pending.push_back(f.engine->handle(request()));
@@ -132,6 +147,8 @@ void run_batch(benchmark::State& state, proxer::EngineOptions o) {
       if (p.get().status != 200) state.SkipWithError("a request did not answer 200");
     }
   }
+  const auto n = std::max<std::int64_t>(state.iterations() * static_cast<std::int64_t>(batch), 1);
+  state.counters["cpu_us"] = (process_cpu_us() - cpu_before) / static_cast<double>(n);
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch));
 }
 
@@ -144,6 +161,23 @@ void BM_EmbedHandleBatch(benchmark::State& state) {
   run_batch(state, {});
 }
 BENCHMARK(BM_EmbedHandleBatch)->Arg(16)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// The same with reuse turned off: a new internal connection for every call.
+proxer::EngineOptions no_reuse() {
+  proxer::EngineOptions o;
+  o.max_idle_connections = 0;
+  return o;
+}
+
+void BM_EmbedHandleSequentialNoReuse(benchmark::State& state) {
+  run_sequential(state, no_reuse());
+}
+BENCHMARK(BM_EmbedHandleSequentialNoReuse)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_EmbedHandleBatchNoReuse(benchmark::State& state) {
+  run_batch(state, no_reuse());
+}
+BENCHMARK(BM_EmbedHandleBatchNoReuse)->Arg(16)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -97,6 +97,15 @@ struct EngineOptions {
   // (engine_timeout). 0 = the longest response-head timeout of the configuration (timeouts.request
   // and every route's timeout) plus timeouts.idle.
   std::chrono::milliseconds timeout{0};
+  // handle() reaches the request path over internal connections (socket pairs inside the
+  // process), kept open for later handle() calls once a response completed cleanly, as an HTTP
+  // client keeps its connections alive. This caps the idle ones: beyond it the one idle longest
+  // is closed. A call in flight uses a connection of its own, so with more calls in flight than
+  // this, the extra connections close once answered. Each idle connection holds two descriptors,
+  // counts in limits.max_connections like a client of the public listener, and may keep the
+  // upstream connection of its last request (as any keep-alive client of the gateway). Idle ones
+  // close after timeouts.idle and at stop(). 0 = a new connection for every handle().
+  std::size_t max_idle_connections = 32;
   // Name used in the configuration's error messages ("engine.toml:3:1: ...").
   std::string source_name = "engine";
 };
