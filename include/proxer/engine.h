@@ -29,6 +29,14 @@
 // keys of the configuration; a program that wants other sinks registers loggers of those names
 // before start(), and set_log_level() below is the one call that changes the global level.
 // The engine installs no signal handlers.
+//
+// Limitation: handle() buffers whole messages. The request body is handed over whole, and the
+// response is read whole into memory before `done` runs: nothing streams in either direction,
+// there are no upgrades (Upgrade is removed, so no WebSocket) and no trailers. A response body
+// larger than EngineOptions::max_response_body is not delivered at all (502
+// response_too_large), and every handle() in flight may hold up to that much memory. Large
+// downloads and long-lived responses (server-sent events, long polls) belong on the engine's own
+// public listener (`listen` in the configuration), which streams like `proxer gateway`.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -90,13 +98,22 @@ class ConfigError : public std::runtime_error {
 
 struct EngineOptions {
   // Limits on a response read back from the engine's request path; beyond them the caller gets
-  // a 502 (response_too_large).
+  // a 502 (response_too_large). The body is buffered whole (see "Limitation" above).
   std::size_t max_response_head = 64 * 1024;
   std::size_t max_response_body = 64 * 1024 * 1024;
   // Deadline of one handle() from its start to the last body byte; over it the caller gets a 504
   // (engine_timeout). 0 = the longest response-head timeout of the configuration (timeouts.request
   // and every route's timeout) plus timeouts.idle.
   std::chrono::milliseconds timeout{0};
+  // handle() reaches the request path over internal connections (socket pairs inside the
+  // process), kept open for later handle() calls once a response completed cleanly, as an HTTP
+  // client keeps its connections alive. This caps the idle ones: beyond it the one idle longest
+  // is closed. A call in flight uses a connection of its own, so with more calls in flight than
+  // this, the extra connections close once answered. Each idle connection holds two descriptors,
+  // counts in limits.max_connections like a client of the public listener, and may keep the
+  // upstream connection of its last request (as any keep-alive client of the gateway). Idle ones
+  // close after timeouts.idle and at stop(). 0 = a new connection for every handle().
+  std::size_t max_idle_connections = 32;
   // Name used in the configuration's error messages ("engine.toml:3:1: ...").
   std::string source_name = "engine";
 };

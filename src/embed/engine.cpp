@@ -118,6 +118,7 @@ struct Engine::Impl {
     // Frames still queued (only after a forced stop) are destroyed while the gateway they refer
     // to exists; then the gateway, whose sockets need the loop's services; then the loop.
     loop.shutdown();
+    pool.reset();
     gw.reset();
   }
 
@@ -134,7 +135,8 @@ struct Engine::Impl {
   gateway::Gateway::Listeners listeners;
   Loop loop;
   std::unique_ptr<gateway::Gateway> gw;
-  embed::ExchangeLimits limits;  // engine thread (or before start)
+  embed::ExchangeLimits limits;           // engine thread (or before start)
+  std::shared_ptr<embed::ConnPool> pool;  // idle internal connections (engine thread)
   std::thread thread;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
 
@@ -163,6 +165,7 @@ std::unique_ptr<Engine> Engine::create(std::string_view toml, EngineOptions opti
   } catch (const std::exception& e) {  // a cluster that cannot be built (its CA file)
     throw ConfigError({e.what()});
   }
+  impl->pool = std::make_shared<embed::ConnPool>(impl->opts.max_idle_connections);
   impl->publish_routes(false);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -209,6 +212,7 @@ void Engine::stop() {
   auto drained = std::make_shared<std::promise<void>>();
   auto drained_future = drained->get_future();
   net::post(m.loop, [&m, drained] {
+    m.pool->close();  // the gateway's sides of the idle connections see EOF and end
     m.gw->shutdown([&m, drained] {
       m.work.reset();  // the loop ends once the last task finished
       drained->set_value();
@@ -254,7 +258,7 @@ void Engine::handle(Request request, std::function<void(Response)> done) {
   {
     std::lock_guard lock(m.mu);
     if (m.state == Impl::State::Running) {
-      embed::spawn_exchange(*m.gw, m.limits, std::move(request), std::move(done));
+      embed::spawn_exchange(*m.gw, m.limits, *m.pool, std::move(request), std::move(done));
       return;
     }
     stopped = m.state == Impl::State::Stopped;

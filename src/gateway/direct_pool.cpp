@@ -120,7 +120,7 @@ awaitable<ConnectResult> DirectPool::connect() {
 }
 
 void DirectPool::give_back(std::shared_ptr<DirectConn> c) {
-  if (!c || !c->reusable() || opts_.max_idle == 0) return;
+  if (!c || !c->reusable() || opts_.max_idle == 0 || closed_) return;
   if (idle_.size() >= opts_.max_idle) idle_.erase(idle_.begin());  // the one idle longest
   c->idle_since = Clock::now();
   idle_.push_back(std::move(c));
@@ -128,6 +128,7 @@ void DirectPool::give_back(std::shared_ptr<DirectConn> c) {
 }
 
 void DirectPool::close_idle() {
+  closed_ = true;
   idle_.clear();
   sweep_.cancel();
 }

@@ -91,7 +91,8 @@ class DirectPool : public std::enable_shared_from_this<DirectPool> {
   // Returns a connection whose exchange completed cleanly; closed instead when not reusable or
   // when the pool is full.
   void give_back(std::shared_ptr<DirectConn> c);
-  // Closes every idle connection (the endpoint left the configuration).
+  // Closes every idle connection, and from then on those given back (the gateway stops: client
+  // connections that end after this return theirs).
   void close_idle();
 
   const Options& options() const { return opts_; }
@@ -108,6 +109,7 @@ class DirectPool : public std::enable_shared_from_this<DirectPool> {
   std::shared_ptr<PoolCounters> counters_ = std::make_shared<PoolCounters>();
   net::steady_timer sweep_;
   bool sweep_armed_ = false;
+  bool closed_ = false;
 };
 
 }  // namespace proxer::gateway

@@ -124,15 +124,16 @@ using fwd::Target;
 // One public client connection.
 class ClientConn : public std::enable_shared_from_this<ClientConn> {
  public:
-  // `client_ip` empty: the peer address of `sock` (a TCP connection); else these (adopt()).
-  ClientConn(PublicServer& server, tcp::socket sock, std::string client_ip = {},
-             std::string client_addr = {})
-      : server_(server), ctx_(server.ctx_), sock_(std::move(sock)) {
+  // `adopted` null: the client is the peer address of `sock` (a TCP connection); else the one
+  // `adopted` names when a request begins (adopt()).
+  ClientConn(PublicServer& server, tcp::socket sock,
+             std::shared_ptr<const AdoptedClient> adopted = nullptr)
+      : server_(server), ctx_(server.ctx_), adopted_(std::move(adopted)), sock_(std::move(sock)) {
     error_code ec;
-    auto ep = client_ip.empty() ? sock_.remote_endpoint(ec) : tcp::endpoint();
-    if (!client_ip.empty()) {
-      client_ip_ = std::move(client_ip);
-      client_addr_ = std::move(client_addr);
+    auto ep = adopted_ ? tcp::endpoint() : sock_.remote_endpoint(ec);
+    if (adopted_) {
+      client_ip_ = adopted_->ip;
+      client_addr_ = adopted_->addr;
     } else if (!ec) {
       client_ip_ = ep.address().to_string();
       client_addr_ = ep.address().is_v6() ? "[" + client_ip_ + "]:" + std::to_string(ep.port())
@@ -251,6 +252,7 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
 
   PublicServer& server_;
   Context& ctx_;
+  std::shared_ptr<const AdoptedClient> adopted_;  // adopt(): who sends the next request
   Upstream held_;
   std::shared_ptr<Tunnel> held_tunnel_;
   std::shared_ptr<DirectPool> held_pool_;
@@ -382,6 +384,10 @@ awaitable<std::size_t> ClientConn::read_head(bool first) {
 }
 
 awaitable<Outcome> ClientConn::handle(std::size_t head_len) {
+  if (adopted_) {  // its owner may have changed it since the last request (assign: no allocation)
+    client_ip_.assign(adopted_->ip);
+    client_addr_.assign(adopted_->addr);
+  }
   const auto raw = std::string_view(static_cast<const char*>(buf_.data().data()), head_len);
   if (auto bad = http::check_request_head(raw)) {
     co_await respond_error(400, "bad_request", "malformed request: " + *bad, false);
@@ -1365,9 +1371,8 @@ awaitable<void> PublicServer::accept_loop() {
   }
 }
 
-void PublicServer::adopt(tcp::socket sock, std::string client_ip, std::string client_addr) {
-  auto conn = std::make_shared<ClientConn>(*this, std::move(sock), std::move(client_ip),
-                                           std::move(client_addr));
+void PublicServer::adopt(tcp::socket sock, std::shared_ptr<const AdoptedClient> client) {
+  auto conn = std::make_shared<ClientConn>(*this, std::move(sock), std::move(client));
   net::co_spawn(
       ex_, [conn]() { return conn->run(); }, DetachedTask{"adopted connection"});
 }

@@ -2,6 +2,7 @@
 // The public HTTP/1.1 listener: one coroutine per client connection, keep-alive, and the
 // forwarding of each request through a tunnel stream (life of a request: docs/ARCHITECTURE.md).
 #include <memory>
+#include <string>
 #include <unordered_set>
 
 #include "core/asio.h"
@@ -10,6 +11,16 @@
 namespace proxer::gateway {
 
 class ClientConn;
+
+// Who sends the requests of an adopted connection (a socket without a peer address of its own).
+// The owner of the connection may change it between two requests (the embedded engine reuses
+// its internal connections for requests of different clients); the connection reads it when a
+// request begins, so a change must happen while the connection waits for the next request (its
+// previous response read whole), before that request is written.
+struct AdoptedClient {
+  std::string ip = "unknown";    // X-Forwarded-For, Forwarded, the ip_hash key
+  std::string addr = "unknown";  // "IP" or "IP:PORT": tunnel stream metadata, logs
+};
 
 class PublicServer {
  public:
@@ -20,10 +31,9 @@ class PublicServer {
   void start();
   // Serves a connection that did not come from the listener: the embedded engine's internal
   // connection (src/embed), one end of an AF_UNIX socketpair held in a tcp::socket (only byte
-  // stream operations are used on it). `client_ip` and `client_addr` ("IP" or "IP:PORT") stand in
-  // for the peer address such a socket lacks (X-Forwarded-For, Forwarded, ip_hash, tunnel
-  // stream metadata).
-  void adopt(tcp::socket sock, std::string client_ip, std::string client_addr);
+  // stream operations are used on it). `client` stands in for the peer address such a socket
+  // lacks, read anew for each request on it (keep-alive as for any client).
+  void adopt(tcp::socket sock, std::shared_ptr<const AdoptedClient> client);
   // Stops accepting and closes idle keep-alive connections; busy ones close after their
   // current response.
   void drain();

@@ -21,9 +21,10 @@ using proxer::net::ip::tcp;
 using namespace std::chrono_literals;
 
 // A small HTTP/1.1 upstream on 127.0.0.1 with its own thread:
-//   /big    5000 bytes
-//   /slow   answers after 2s
-//   other   "METHOD TARGET\nxff=X-Forwarded-For\nbody=BODY", plus hop-by-hop fields
+//   /big      5000 bytes
+//   /slow     answers after 2s
+//   /noframe  "unframed", neither Content-Length nor chunked: the body ends with the connection
+//   other     "METHOD TARGET\nxff=X-Forwarded-For\nbody=BODY", plus hop-by-hop fields
 class Upstream {
  public:
   Upstream() : acceptor_(ioc_, tcp::endpoint(proxer::net::ip::make_address("127.0.0.1"), 0)) {
@@ -52,6 +53,13 @@ class Upstream {
       auto [ec, n] = co_await bhttp::async_read(sock, buf, req, proxer::use_nothrow);
       if (ec) co_return;
       ++requests_;
+      if (req.target() == "/noframe") {
+        static constexpr std::string_view kUnframed =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nunframed";
+        co_await proxer::net::async_write(sock, proxer::net::buffer(kUnframed),
+                                          proxer::use_nothrow);
+        co_return;
+      }
       bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
       if (req.target() == "/big") {
         res.body().assign(5000, 'x');
@@ -131,6 +139,44 @@ proxer::Request get(std::string target, std::vector<proxer::Header> headers = {}
   r.headers.push_back({"Host", "example.test"});
   r.client_address = "192.0.2.7:5555";
   return r;
+}
+
+// Descriptors open in this process (the engine's, the test upstream's and the test's own).
+std::size_t open_fds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// Polls `value()` until it equals `want` (closes complete on other threads) for up to 3s.
+template <typename F>
+auto settles_at(F value, decltype(value()) want) {
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  auto v = value();
+  while (v != want && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(10ms);
+    v = value();
+  }
+  return v;
+}
+
+// The gateway's open public client connections (the engine's internal ones), from the admin
+// API's /api/health.
+long connections(std::uint16_t admin_port) {
+  proxer::net::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(proxer::net::ip::make_address("127.0.0.1"), admin_port));
+  bhttp::request<bhttp::empty_body> req{bhttp::verb::get, "/api/health", 11};
+  req.set(bhttp::field::host, "127.0.0.1");
+  req.keep_alive(false);
+  bhttp::write(s, req);
+  boost::beast::flat_buffer buf;
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(s, buf, res);
+  const auto& body = res.body();
+  const auto at = body.find("\"connections\":");
+  if (at == std::string::npos) return -1;
+  return std::stol(body.substr(at + 14));
 }
 
 proxer::Response wait(std::future<proxer::Response> f) {
@@ -396,6 +442,147 @@ TEST_F(EngineTest, ListenersOnlyWhenConfigured) {
   EXPECT_NE(res.body().find("\"requests_total\":1"), std::string::npos) << res.body();
   with->stop();
   EXPECT_EQ(with->admin_port(), 0);
+}
+
+// Sequential calls share one internal connection: the gateway sees one client connection, the
+// process's descriptors do not grow with the number of calls, and all of them are released with
+// the engine. stop() does not wait for the idle connection.
+TEST_F(EngineTest, SequentialCallsReuseOneConnection) {
+  const auto baseline = open_fds();
+  {
+    auto e = started({}, "admin_listen = \"127.0.0.1:0\"\n");
+    ASSERT_EQ(wait(e->handle(get("/api/warm"))).status, 200u);
+    const auto warm = open_fds();  // + the internal pair, the upstream connection (both ends)
+    for (int i = 0; i < 300; ++i) {
+      auto r = wait(e->handle(get("/api/n" + std::to_string(i))));
+      ASSERT_EQ(r.status, 200u);
+      ASSERT_EQ(r.body, "GET /n" + std::to_string(i) + "\nxff=192.0.2.7\nbody=");
+    }
+    EXPECT_EQ(open_fds(), warm);
+    EXPECT_EQ(connections(e->admin_port()), 1);
+    EXPECT_EQ(up.requests(), 301);
+    const auto t0 = std::chrono::steady_clock::now();
+    e->stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  }
+  EXPECT_EQ(settles_at(open_fds, baseline), baseline);
+}
+
+// The client address of each request reaches the upstream, on reused connections too.
+TEST_F(EngineTest, EachRequestCarriesItsOwnClientAddress) {
+  auto e = started();
+  for (int i = 0; i < 6; ++i) {
+    auto req = get("/api/who");
+    req.client_address = "198.51.100." + std::to_string(i + 1) + ":40000";
+    if (i == 5) req.client_address = "not an address";
+    auto r = wait(e->handle(std::move(req)));
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_EQ(r.body,
+              "GET /who\nxff=" +
+                  (i == 5 ? std::string("unknown") : "198.51.100." + std::to_string(i + 1)) +
+                  "\nbody=");
+  }
+}
+
+// The gateway closes an internal connection idle for timeouts.idle; the engine closes its end at
+// once and the next request opens a new one.
+TEST_F(EngineTest, ARequestAfterTheIdleTimeoutSucceeds) {
+  auto e = started({}, "admin_listen = \"127.0.0.1:0\"\n[timeouts]\nidle = \"300ms\"\n");
+  const auto before = open_fds();
+  ASSERT_EQ(wait(e->handle(get("/api/one"))).status, 200u);
+  EXPECT_EQ(connections(e->admin_port()), 1);
+  // The gateway's side went (idle timeout); so did the engine's: only the pooled upstream
+  // connection (two ends, both in this process) is left of the exchange.
+  EXPECT_EQ(settles_at([&] { return connections(e->admin_port()); }, 0), 0);
+  EXPECT_EQ(settles_at(open_fds, before + 2), before + 2);
+  auto r = wait(e->handle(get("/api/two")));
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, "GET /two\nxff=192.0.2.7\nbody=");
+  EXPECT_EQ(connections(e->admin_port()), 1);
+}
+
+// Responses after which the gateway closes the connection (one framed by the end of the
+// connection, an error that ends it) are delivered whole and leave nothing behind for the next
+// caller; an error that keeps the connection open lets it be reused.
+TEST_F(EngineTest, ClosingResponsesDoNotPoisonThePool) {
+  auto e = started({}, R"(admin_listen = "127.0.0.1:0"
+[[routes]]
+name = "small"
+path_prefix = "/small/"
+cluster = "direct"
+max_body_bytes = 100
+)");
+  ASSERT_EQ(wait(e->handle(get("/api/warm"))).status, 200u);
+  const auto warm = open_fds();
+  for (int i = 0; i < 20; ++i) {
+    auto r = wait(e->handle(get("/api/noframe")));
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_EQ(r.body, "unframed");
+    r = wait(e->handle(get("/api/a" + std::to_string(i))));
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_EQ(r.body, "GET /a" + std::to_string(i) + "\nxff=192.0.2.7\nbody=");
+    auto big = get("/small/x");
+    big.method = "POST";
+    big.body.assign(1000, 'b');
+    r = wait(e->handle(std::move(big)));
+    ASSERT_EQ(r.status, 413u);
+    EXPECT_EQ(*r.header("X-Proxer-Error"), "body_too_large");
+    r = wait(e->handle(get("/t/nope/")));  // 404, connection kept
+    ASSERT_EQ(r.status, 404u);
+    r = wait(e->handle(get("/api/b" + std::to_string(i))));
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_EQ(r.body, "GET /b" + std::to_string(i) + "\nxff=192.0.2.7\nbody=");
+  }
+  // Closed connections are gone on both sides: one internal connection is left, and the
+  // descriptors are those of the first exchange (the upstream closed its connection after
+  // /noframe; the gateway's pool holds another).
+  EXPECT_EQ(settles_at([&] { return connections(e->admin_port()); }, 1), 1);
+  EXPECT_EQ(settles_at(open_fds, warm), warm);
+}
+
+// Many threads at once: each caller gets its own response, and the idle connections kept stay
+// within max_idle_connections.
+TEST_F(EngineTest, ConcurrentCallersShareABoundedPool) {
+  proxer::EngineOptions o;
+  o.max_idle_connections = 2;
+  auto e = started(o, "admin_listen = \"127.0.0.1:0\"\n");
+  std::atomic<int> ok{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&, t] {
+      const auto ip = "203.0.113." + std::to_string(t + 1);
+      for (int round = 0; round < 10; ++round) {
+        std::vector<std::future<proxer::Response>> pending;
+        for (int i = 0; i < 5; ++i) {
+          auto req = get("/api/" + std::to_string(t) + "-" + std::to_string(round) + "-" +
+                         std::to_string(i));
+          req.client_address = ip;
+          pending.push_back(e->handle(std::move(req)));
+        }
+        for (int i = 0; i < 5; ++i) {
+          auto r = wait(std::move(pending[static_cast<std::size_t>(i)]));
+          const auto want = "GET /" + std::to_string(t) + "-" + std::to_string(round) + "-" +
+                            std::to_string(i) + "\nxff=" + ip + "\nbody=";
+          if (r.status == 200 && r.body == want) ++ok;
+        }
+      }
+    });
+  }
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(ok, 200);
+  EXPECT_EQ(settles_at([&] { return connections(e->admin_port()); }, 2), 2);
+}
+
+// max_idle_connections = 0: a connection per call, closed after it.
+TEST_F(EngineTest, NoReuseWhenTheCapIsZero) {
+  proxer::EngineOptions o;
+  o.max_idle_connections = 0;
+  auto e = started(o, "admin_listen = \"127.0.0.1:0\"\n");
+  const auto before = open_fds();
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(wait(e->handle(get("/api/x"))).status, 200u);
+  EXPECT_EQ(settles_at([&] { return connections(e->admin_port()); }, 0), 0);
+  // Of the exchanges only the gateway's pooled upstream connection (both ends) is left.
+  EXPECT_EQ(settles_at(open_fds, before + 2), before + 2);
 }
 
 }  // namespace
