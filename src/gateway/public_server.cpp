@@ -557,10 +557,9 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
   const auto now = Clock::now();
   // Inline storage: no allocation per request for clusters of up to kInlineEndpoints.
   boost::container::small_vector<proxy::Candidate, fwd::kInlineEndpoints> candidates(eps.size());
-  // An HTTP tunnel with a member that can take it (live agent, not leaving, healthy).
-  auto tunnel_up = [&](std::size_t i) {
-    return ctx_.registry.has_usable(eps[i].cfg.tunnel_name, proto::TunnelType::Http);
-  };
+  // An HTTP tunnel with a member that can take it (live agent, not leaving, healthy by its
+  // agent's checks and by the cluster's).
+  auto tunnel_up = [&](std::size_t i) { return tunnel_endpoint_up(ctx_.registry, *rs.cluster, i); };
   bool untried = false;
   for (std::size_t i = 0; i < eps.size(); ++i) {
     candidates[i].active = eps[i].active;
@@ -607,9 +606,9 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
   Target t;
   t.endpoint = i;
   if (eps[i].cfg.tunnel) {
-    // The cluster's policy again, among the members of the tunnel's pool (has_usable() above
+    // The cluster's policy again, among the members of the tunnel's pool (tunnel_up() above
     // said one can take it, and nothing ran since).
-    t.tunnel = pick_tunnel_member(ctx_.registry, *rs.cluster, eps[i].cfg.tunnel_name, rs.key);
+    t.tunnel = pick_tunnel_member(ctx_.registry, *rs.cluster, i, rs.key);
     t.stats = &t.tunnel->stats;
     t.load = MemberLoad(t.tunnel);
   } else {
