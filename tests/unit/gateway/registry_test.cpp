@@ -241,7 +241,9 @@ TEST(RegistryPool, AClusterEndpointsChecksExcludeTheirFailingMembersOnly) {
     const auto key = proxy::hash64("10.0.0." + std::to_string(k));
     const auto all = r.pick("app", proxy::Lb::IpHash, key);
     const auto checked = r.pick("app", proxy::Lb::IpHash, key, &checks);
-    if (all != b) EXPECT_EQ(checked, all);
+    if (all != b) {
+      EXPECT_EQ(checked, all);
+    }
     EXPECT_NE(checked, b);
   }
   // With the agent's own verdict: a member must pass both.
