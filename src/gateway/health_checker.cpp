@@ -184,12 +184,16 @@ awaitable<void> HealthChecker::check_members(std::size_t i) {
     using Op = decltype(net::co_spawn(ex_, std::declval<awaitable<Outcome>>(), net::deferred));
     std::vector<Op> ops;
     ops.reserve(e.round.size());
-    for (const auto& m : e.round)
+    for (const auto& m : e.round) {
       ops.push_back(net::co_spawn(ex_, check_member(m, i), net::deferred));
+    }
     // Each probe ends by its own deadline (or at once on stop()), so waiting for all is bounded.
     auto group = net::experimental::make_parallel_group(std::move(ops));
-    auto [order, errors, results] =
-        co_await group.async_wait(net::experimental::wait_for_all(), net::use_awaitable);
+    const net::experimental::wait_for_all all;
+    auto [order, errors, results] = co_await group.async_wait(all, net::use_awaitable);
+    for (const auto& ex : errors) {
+      if (ex) log_coroutine_exception(ex, "health check of a pool member");  // a bug
+    }
     outcomes = std::move(results);
   }
   if (stopped_) co_return;  // from here on the cluster is not ours to touch
