@@ -119,6 +119,36 @@ void per_endpoint(Prom& p, const std::vector<UpstreamCluster*>& clusters,
   }
 }
 
+// The pool of tunnel endpoint `e` when its tunnel is a pool (its members then have verdicts of
+// their own), else nullptr.
+const TunnelPool* pool_of(const Context& ctx, const proxy::EndpointState& e) {
+  if (!e.cfg.tunnel) return nullptr;
+  const auto* p = ctx.registry.pool(e.cfg.tunnel_name);
+  return p && is_pool(*p) ? p : nullptr;
+}
+
+// Each member of a pooled tunnel endpoint: the cluster's checks' verdict on it next to its
+// agent's.
+json::array members_json(const TunnelPool& p, const proxy::EndpointState& e) {
+  json::array out;
+  for (const auto& m : p.members) {
+    const auto* state = e.members.find(m->id);
+    json::object o{
+        {"agent_id", m->agent_id},
+        {"healthy", !e.members.excluded(m->id)},
+        {"checked", state != nullptr},
+        {"agent_healthy", m->healthy},
+        {"in_rotation", m->type == proto::TunnelType::Http && usable(*m, &e.members)},
+        {"became_unhealthy", state ? state->health.became_unhealthy_total() : 0},
+        {"became_healthy", state ? state->health.became_healthy_total() : 0},
+    };
+    if (state && !state->last_failure.empty()) o["last_failure"] = state->last_failure;
+    if (!m->healthy && !m->health_reason.empty()) o["agent_health_reason"] = m->health_reason;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string clusters_json(const Context& ctx, TimePoint now) {
@@ -142,7 +172,7 @@ std::string clusters_json(const Context& ctx, TimePoint now) {
     json::array endpoints;
     for (std::size_t i = 0; i < c.endpoints().size(); ++i) {
       const auto& e = c.endpoints()[i];
-      endpoints.push_back(json::object{
+      json::object eo{
           {"url", e.cfg.url},
           {"weight", e.cfg.weight},
           {"healthy", e.health.healthy()},
@@ -156,7 +186,9 @@ std::string clusters_json(const Context& ctx, TimePoint now) {
           {"ejections", c.outlier().ejections_total(i)},
           {"became_unhealthy", e.health.became_unhealthy_total()},
           {"became_healthy", e.health.became_healthy_total()},
-      });
+      };
+      if (const auto* p = pool_of(ctx, e)) eo["members"] = members_json(*p, e);
+      endpoints.push_back(std::move(eo));
     }
     clusters.push_back(json::object{
         {"name", c.name()},
@@ -306,6 +338,51 @@ std::string prometheus_metrics(const Context& ctx, TimePoint now) {
             std::pair<std::string_view, std::uint64_t>{"unhealthy", h.became_unhealthy_total()}}) {
         p.sample("proxer_cluster_endpoint_health_transitions_total",
                  {{"cluster", clusters[k]->name()}, {"endpoint", labels[k][i]}, {"to", to}}, value);
+      }
+    }
+  }
+  // Pooled tunnel endpoints: each member, as the cluster's checks see it (`member`: agent id).
+  p.family("proxer_cluster_endpoint_member_healthy", "gauge",
+           "1 while the cluster's active health checks pass a member of a pooled tunnel "
+           "endpoint (1 before its first check and without checks).");
+  for (std::size_t k = 0; k < clusters.size(); ++k) {
+    auto& policy = clusters[k]->policy();
+    for (std::size_t i = 0; i < policy.endpoints().size(); ++i) {
+      const auto& e = policy.endpoints()[i];
+      if (const auto* pool = pool_of(ctx, e)) {
+        for (const auto& m : pool->members) {
+          p.sample("proxer_cluster_endpoint_member_healthy",
+                   {{"cluster", clusters[k]->name()},
+                    {"endpoint", labels[k][i]},
+                    {"member", m->agent_id}},
+                   e.members.excluded(m->id) ? 0u : 1u);
+        }
+      }
+    }
+  }
+  p.family("proxer_cluster_endpoint_member_health_transitions_total", "counter",
+           "Verdict changes of the active health checks on a member of a pooled tunnel "
+           "endpoint, by the verdict reached (a member that reconnects starts at 0).");
+  for (std::size_t k = 0; k < clusters.size(); ++k) {
+    auto& policy = clusters[k]->policy();
+    for (std::size_t i = 0; i < policy.endpoints().size(); ++i) {
+      const auto& e = policy.endpoints()[i];
+      const auto* pool = pool_of(ctx, e);
+      if (!pool) continue;
+      for (const auto& m : pool->members) {
+        const auto* state = e.members.find(m->id);
+        const std::uint64_t up = state ? state->health.became_healthy_total() : 0;
+        const std::uint64_t down = state ? state->health.became_unhealthy_total() : 0;
+        for (const auto& [to, value] :
+             {std::pair<std::string_view, std::uint64_t>{"healthy", up},
+              std::pair<std::string_view, std::uint64_t>{"unhealthy", down}}) {
+          p.sample("proxer_cluster_endpoint_member_health_transitions_total",
+                   {{"cluster", clusters[k]->name()},
+                    {"endpoint", labels[k][i]},
+                    {"member", m->agent_id},
+                    {"to", to}},
+                   value);
+        }
       }
     }
   }

@@ -567,10 +567,9 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
   const auto now = Clock::now();
   // Inline storage: no allocation per request for clusters of up to kInlineEndpoints.
   boost::container::small_vector<proxy::Candidate, fwd::kInlineEndpoints> candidates(eps.size());
-  // An HTTP tunnel with a member that can take it (live agent, not leaving, healthy).
-  auto tunnel_up = [&](std::size_t i) {
-    return ctx_.registry.has_usable(eps[i].cfg.tunnel_name, proto::TunnelType::Http);
-  };
+  // An HTTP tunnel with a member that can take it (live agent, not leaving, healthy by its
+  // agent's checks and by the cluster's).
+  auto tunnel_up = [&](std::size_t i) { return tunnel_endpoint_up(ctx_.registry, *rs.cluster, i); };
   bool untried = false;
   for (std::size_t i = 0; i < eps.size(); ++i) {
     candidates[i].active = eps[i].active;
@@ -594,10 +593,14 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
       f.message = "route '" + rs.route.name + "': cluster '" + policy.name() + "' has no endpoints";
     } else {
       // The reasons, worked out again only now that they are needed.
-      std::string down, out;
+      std::string down, failing, out;
       for (std::size_t i = 0; i < eps.size(); ++i) {
         if (eps[i].cfg.tunnel && !tunnel_up(i)) {
-          down += (down.empty() ? "" : ", ") + eps[i].cfg.tunnel_name;
+          // No usable member at all, or usable ones that this cluster's checks exclude.
+          auto& list = ctx_.registry.has_usable(eps[i].cfg.tunnel_name, proto::TunnelType::Http)
+                           ? failing
+                           : down;
+          list += (list.empty() ? "" : ", ") + eps[i].cfg.tunnel_name;
         } else if (!policy.in_rotation(i, now)) {
           out += (out.empty() ? "" : ", ") + eps[i].cfg.url;
         }
@@ -605,7 +608,13 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
       f.code = "no_healthy_endpoint";
       f.message = "route '" + rs.route.name + "': no endpoint of cluster '" + policy.name() +
                   "' can take the request";
-      if (!down.empty()) f.message += " (tunnels without a healthy agent: " + down + ")";
+      if (!down.empty()) {
+        f.message += " (tunnels without a connected agent with a healthy service: " + down + ")";
+      }
+      if (!failing.empty()) {
+        f.message +=
+            " (tunnels whose every agent fails the cluster's health checks: " + failing + ")";
+      }
       if (!out.empty()) f.message += " (unhealthy or ejected: " + out + ")";
     }
     return f;
@@ -617,9 +626,9 @@ std::variant<Target, AttemptFailure> ClientConn::pick(RouteState& rs) {
   Target t;
   t.endpoint = i;
   if (eps[i].cfg.tunnel) {
-    // The cluster's policy again, among the members of the tunnel's pool (has_usable() above
+    // The cluster's policy again, among the members of the tunnel's pool (tunnel_up() above
     // said one can take it, and nothing ran since).
-    t.tunnel = pick_tunnel_member(ctx_.registry, *rs.cluster, eps[i].cfg.tunnel_name, rs.key);
+    t.tunnel = pick_tunnel_member(ctx_.registry, *rs.cluster, i, rs.key);
     t.stats = &t.tunnel->stats;
     t.load = MemberLoad(t.tunnel);
   } else {

@@ -29,6 +29,10 @@ bool usable(const Tunnel& t) {
   return t.healthy && t.session && !t.session->closed() && !t.session->going_away();
 }
 
+bool is_pool(const TunnelPool& p) {
+  return std::any_of(p.members.begin(), p.members.end(), [](const auto& m) { return m->pool; });
+}
+
 std::shared_ptr<Tunnel> Registry::find(std::string_view name) const {
   const auto* p = pool(name);
   return p && !p->members.empty() ? p->members.front() : nullptr;
@@ -49,27 +53,29 @@ std::shared_ptr<Tunnel> Registry::member(std::string_view name,
   return nullptr;
 }
 
-std::shared_ptr<Tunnel> Registry::pick(std::string_view name, proxy::Lb lb, std::uint64_t key) {
+std::shared_ptr<Tunnel> Registry::pick(std::string_view name, proxy::Lb lb, std::uint64_t key,
+                                       const proxy::MemberHealth* checks) {
   auto it = pools_.find(name);
   if (it == pools_.end()) return nullptr;
   auto& p = it->second;
   if (p.members.size() == 1) {  // the common case: no pool
-    return usable(*p.members.front()) ? p.members.front() : nullptr;
+    return usable(*p.members.front(), checks) ? p.members.front() : nullptr;
   }
   std::vector<proxy::Member> view(p.members.size());
   for (std::size_t i = 0; i < view.size(); ++i) {
     const auto& m = *p.members[i];
-    view[i] = {usable(m), m.active, proxy::hash64(m.agent_id)};
+    view[i] = {usable(m, checks), m.active, proxy::hash64(m.agent_id)};
   }
   if (lb == proxy::Lb::Random) key = rng_();
   const auto i = proxy::pick_member(view, lb, key, p.cursor);
   return i ? p.members[*i] : nullptr;
 }
 
-bool Registry::has_usable(std::string_view name, proto::TunnelType type) const {
+bool Registry::has_usable(std::string_view name, proto::TunnelType type,
+                          const proxy::MemberHealth* checks) const {
   if (const auto* p = pool(name)) {
     for (const auto& m : p->members) {
-      if (m->type == type && usable(*m)) return true;
+      if (m->type == type && usable(*m, checks)) return true;
     }
   }
   return false;
@@ -128,6 +134,7 @@ void Registry::retire(TunnelPool& p, std::vector<std::shared_ptr<Tunnel>> gone) 
 
 bool Registry::add(std::shared_ptr<Tunnel> t, std::string* error) {
   if (!can_add(*t, error)) return false;
+  if (t->id == 0) t->id = ++last_id_;
   auto& p = pools_[t->name];
   p.name = t->name;
   std::vector<std::shared_ptr<Tunnel>> gone;

@@ -16,6 +16,7 @@
 #include "core/secret.h"
 #include "proto/control.h"
 #include "proxy/balancer.h"
+#include "proxy/member_health.h"
 #include "tunnel/session.h"
 
 namespace proxer::gateway {
@@ -34,6 +35,10 @@ struct TunnelStats {
 
 // One member of a tunnel name's pool: one agent session serving it.
 struct Tunnel {
+  // The registry's number for this member, unique for the registry's life (Registry::add sets
+  // it): state kept about a member elsewhere (a cluster's active checks) is keyed by it, so an
+  // agent that registers again is a new member and never inherits its old one's verdicts.
+  std::uint64_t id = 0;
   std::string name;
   proto::TunnelType type = proto::TunnelType::Http;
   std::string local_target;
@@ -62,6 +67,11 @@ struct Tunnel {
 // Whether `t` can take new requests: its session is up and not leaving, and its agent has not
 // reported the local target unhealthy.
 bool usable(const Tunnel& t);
+// The same through a cluster endpoint whose active checks keep their verdict on each member
+// (`checks`, nullptr: none): usable, and not excluded by those checks.
+inline bool usable(const Tunnel& t, const proxy::MemberHealth* checks) {
+  return usable(t) && !(checks && checks->excluded(t.id));
+}
 
 // Every member serving one name, in the order they joined.
 struct TunnelPool {
@@ -69,6 +79,10 @@ struct TunnelPool {
   std::vector<std::shared_ptr<Tunnel>> members;
   std::size_t cursor = 0;  // rotation state of proxy::pick_member
 };
+
+// Whether `p`'s members registered as a pool (pool = true), even when one member is left: a
+// cluster's active checks then judge each member on its own.
+bool is_pool(const TunnelPool& p);
 
 // Counts a request in flight on a member for as long as it lives (least_request reads it).
 class MemberLoad {
@@ -108,13 +122,16 @@ class Registry {
   // The member of `name` served by `session`, or nullptr.
   std::shared_ptr<Tunnel> member(std::string_view name, const tunnel::Session* session) const;
   // A usable member of `name` chosen by `lb` (proxy/member.h; `key`: the request's hash key for
-  // the hash policies), or nullptr when the name has none.
+  // the hash policies), or nullptr when the name has none. `checks`: a cluster endpoint's
+  // per-member verdicts; the members they exclude are not usable for this pick.
   std::shared_ptr<Tunnel> pick(std::string_view name, proxy::Lb lb = proxy::Lb::LeastRequest,
-                               std::uint64_t key = 0);
-  // Whether `name` has a usable member of type `type`.
-  bool has_usable(std::string_view name, proto::TunnelType type) const;
+                               std::uint64_t key = 0, const proxy::MemberHealth* checks = nullptr);
+  // Whether `name` has a usable member of type `type` (not excluded by `checks`).
+  bool has_usable(std::string_view name, proto::TunnelType type,
+                  const proxy::MemberHealth* checks = nullptr) const;
 
-  // Adds `t` as a member of its name. The agent's own earlier member (same agent id, or the same
+  // Adds `t` as a member of its name, numbering it (Tunnel::id) when it has no number yet. The
+  // agent's own earlier member (same agent id, or the same
   // session) is replaced, never duplicated; members whose session ended are dropped. A name held
   // by live members of other agents is joined only when `t` and every one of them set pool, the
   // type is the same and the per-tunnel token matches; else it fails with the reason in *error.
@@ -151,7 +168,8 @@ class Registry {
   };
   std::unordered_map<std::string, TunnelPool, NameHash, std::equal_to<>> pools_;
   boost::unordered_flat_map<std::string, std::weak_ptr<AgentConn>> agents_;
-  std::mt19937_64 rng_;  // the random policy's draws
+  std::mt19937_64 rng_;        // the random policy's draws
+  std::uint64_t last_id_ = 0;  // the last Tunnel::id given
 };
 
 // Takes an idle stream of `t` that is still reusable, or nullptr.

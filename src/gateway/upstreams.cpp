@@ -44,6 +44,7 @@ void UpstreamCluster::adopt(UpstreamCluster& old) {
     for (std::size_t j = 0; j < theirs.size(); ++j) {
       if (theirs[j].cfg.url != mine[i].cfg.url) continue;
       mine[i].health = theirs[j].health;
+      mine[i].members = theirs[j].members;
       mine[i].requests = theirs[j].requests;
       mine[i].connect_failures = theirs[j].connect_failures;
       mine[i].responses_5xx = theirs[j].responses_5xx;
@@ -75,10 +76,16 @@ std::shared_ptr<RouteTable> build_route_table(net::any_io_executor ex,
 
 namespace proxer::gateway {
 
-std::shared_ptr<Tunnel> pick_tunnel_member(Registry& registry, UpstreamCluster& c,
-                                           std::string_view tunnel, std::uint64_t key) {
+bool tunnel_endpoint_up(const Registry& registry, UpstreamCluster& c, std::size_t i) {
+  const auto& ep = c.policy().endpoints()[i];
+  return registry.has_usable(ep.cfg.tunnel_name, proto::TunnelType::Http, &ep.members);
+}
+
+std::shared_ptr<Tunnel> pick_tunnel_member(Registry& registry, UpstreamCluster& c, std::size_t i,
+                                           std::uint64_t key) {
   const auto lb = proxy::parse_lb(c.cfg().lb).value_or(proxy::Lb::RoundRobin);
-  return registry.pick(tunnel, lb, key);
+  const auto& ep = c.policy().endpoints()[i];
+  return registry.pick(ep.cfg.tunnel_name, lb, key, &ep.members);
 }
 
 }  // namespace proxer::gateway

@@ -26,7 +26,8 @@ class UpstreamCluster {
   proxy::Cluster& policy() { return policy_; }
   // The pool of endpoint `i` (parallel to policy().endpoints()); nullptr for a tunnel endpoint.
   const std::shared_ptr<DirectPool>& pool(std::size_t i) const { return pools_[i]; }
-  // Takes over, for each endpoint whose URL `old` has too, its health verdict, outlier state
+  // Takes over, for each endpoint whose URL `old` has too, its health verdicts (a pooled tunnel
+  // endpoint's per member too), outlier state
   // (an ejected endpoint stays ejected), counters and pooled connections (a re-discovered
   // cluster keeps what it knew).
   void adopt(UpstreamCluster& old);
@@ -39,11 +40,14 @@ class UpstreamCluster {
   std::vector<TunnelStats> stats_;
 };
 
-// The member of tunnel endpoint `tunnel` that takes a request the balancer of `c` sent to it:
-// the cluster's policy (lb) applied among the usable members of the tunnel's pool, with the
-// request's hash key `key` (proxy/member.h). nullptr when no member is usable.
-std::shared_ptr<Tunnel> pick_tunnel_member(Registry& registry, UpstreamCluster& c,
-                                           std::string_view tunnel, std::uint64_t key);
+// Whether tunnel endpoint `i` of `c` has a member that can take a request: an HTTP member that
+// is usable and that the cluster's active checks of the endpoint do not exclude.
+bool tunnel_endpoint_up(const Registry& registry, UpstreamCluster& c, std::size_t i);
+// The member of tunnel endpoint `i` of `c` that takes a request the balancer of `c` sent to it:
+// the cluster's policy (lb) applied among the members tunnel_endpoint_up() counts, with the
+// request's hash key `key` (proxy/member.h). nullptr when there is none.
+std::shared_ptr<Tunnel> pick_tunnel_member(Registry& registry, UpstreamCluster& c, std::size_t i,
+                                           std::uint64_t key);
 
 struct RouteTable {
   proxy::Router router;

@@ -13,16 +13,20 @@
 #include "proxy/balancer.h"
 #include "proxy/breaker.h"
 #include "proxy/health.h"
+#include "proxy/member_health.h"
 #include "proxy/outlier.h"
 
 namespace proxer::proxy {
 
 struct EndpointState {
   EndpointState(const config::EndpointConfig& c, const config::HealthCheckConfig& hc)
-      : cfg(c), health(hc) {}
+      : cfg(c), health(hc), members(hc) {}
   config::EndpointConfig cfg;  // parsed (parse_endpoint)
   std::uint32_t active = 0;    // requests in flight
   HealthTracker health;        // active checks' verdict (healthy while checks are off)
+  // A tunnel endpoint whose tunnel is a pool: the active checks' verdict on each member (empty
+  // otherwise). The endpoint's `health` is then derived: healthy while a usable member passes.
+  MemberHealth members;
   // Attempts sent to this endpoint, and how they failed (Cluster::record counts them).
   std::uint64_t requests = 0;
   std::uint64_t connect_failures = 0;  // no response head: refused, reset, timed out

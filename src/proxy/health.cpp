@@ -38,6 +38,19 @@ HealthTracker::Transition HealthTracker::record(bool passed) {
   return Transition::None;
 }
 
+HealthTracker::Transition HealthTracker::set(bool healthy) {
+  passes_ = 0;
+  failures_ = 0;
+  if (healthy == healthy_) return Transition::None;
+  healthy_ = healthy;
+  if (healthy) {
+    ++became_healthy_;
+    return Transition::BecameHealthy;
+  }
+  ++became_unhealthy_;
+  return Transition::BecameUnhealthy;
+}
+
 bool status_expected(unsigned status, const config::HealthCheckConfig& cfg) {
   return std::any_of(cfg.expected_status.begin(), cfg.expected_status.end(),
                      [status](const auto& r) { return r.first <= status && status <= r.second; });

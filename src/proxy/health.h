@@ -27,6 +27,10 @@ class HealthTracker {
 
   // One check's outcome (passed: a response head arrived in time with an expected status).
   Transition record(bool passed);
+  // Sets the verdict outright, for a verdict derived from others' (a pooled tunnel endpoint is
+  // healthy while one of its members is): a change is reported and counted as record() does, and
+  // ends both runs, so a later record() starts counting afresh.
+  Transition set(bool healthy);
 
   bool healthy() const { return healthy_; }
   std::uint32_t consecutive_passes() const { return passes_; }

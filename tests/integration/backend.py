@@ -22,8 +22,9 @@ Endpoints:
   GET  /hop-response       a response that carries hop-by-hop headers (for removal checks)
   GET  /conn               JSON {"port": this backend's port, "peer": the client's port}: which
                            backend answered, and on which connection (keep-alive checks)
-  GET  /healthz            200 "ok\n" while healthy, 503 after POST /__health?ok=0 (POST
-                           /__health?ok=1 makes it healthy again): a target whose health flips
+  GET  /healthz            200 "ok\n" while healthy, 503 after POST /__health?ok=0 (or the
+                           status of POST /__health?ok=0&status=N; POST /__health?ok=1 makes it
+                           healthy again): a target whose health flips
   GET  /__stats            JSON {"requests": [{"method", "path", "complete"}, ...]}: every request
                            this backend has started to handle, so tests can prove a request never
                            arrived ("complete" turns true once its body was read in full)
@@ -279,9 +280,10 @@ class Handler(BaseHTTPRequestHandler):
             if self.server.healthy:
                 self._send(200, b"ok\n")
             else:
-                self._send(503, b"backend: unhealthy on purpose\n")
+                self._send(self.server.unhealthy_status, b"backend: unhealthy on purpose\n")
         elif path == "/__health" and self.command == "POST":
             self.server.healthy = query.get("ok", "1") != "0"
+            self.server.unhealthy_status = int(query.get("status", "503"))
             self._send_json(200, {"healthy": self.server.healthy})
         elif path == "/__stats":
             with self.server.stats_lock:
@@ -304,6 +306,7 @@ class Server(ThreadingHTTPServer):
         self.stats_lock = threading.Lock()
         self.fail_status = 0
         self.healthy = True
+        self.unhealthy_status = 503
 
     def handle_error(self, request, client_address):
         # Peers (the agent, tests) close connections mid-response on purpose; one line is enough.

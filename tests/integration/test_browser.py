@@ -79,7 +79,8 @@ class DashboardTest(harness.ProxerTestCase):
 
 @unittest.skipIf(CHROMIUM is None, "chromium is not installed")
 class PoolDashboardTest(harness.ProxerTestCase):
-    """A tunnel served by a pool of two agents, one of which reports its local service down."""
+    """A tunnel served by a pool of two agents, one of which reports its local service down; a
+    cluster whose active checks probe each member finds the same member failing."""
 
     @classmethod
     def start_class_processes(cls):
@@ -89,7 +90,24 @@ class PoolDashboardTest(harness.ProxerTestCase):
         conn.request("POST", "/__health?ok=0", body=b"")
         assert conn.getresponse().status == 200
         conn.close()
-        cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs)
+        gw_conf = os.path.join(cls.workdir, "gateway.toml")
+        with open(gw_conf, "w") as f:
+            f.write("""
+[[routes]]
+name = "checked"
+path_prefix = "/checked/"
+cluster = "checked"
+
+[clusters.checked]
+endpoints = ["tunnel:shop"]
+[clusters.checked.health_check]
+path = "/healthz"
+interval = "200ms"
+timeout = "1s"
+unhealthy_threshold = 1
+""")
+        cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs,
+                                       extra=["--config", gw_conf])
         for agent_id, be in (("pool-a", cls.be_ok), ("pool-b", cls.be_down)):
             conf = os.path.join(cls.workdir, agent_id + ".toml")
             with open(conf, "w") as f:
@@ -104,7 +122,13 @@ class PoolDashboardTest(harness.ProxerTestCase):
         deadline = time.monotonic() + harness.TUNNEL_TIMEOUT
         while True:
             t = harness.find_tunnel(cls.gw.ports.admin, "shop")
-            if t and len(t["members"]) == 2 and t["members_in_rotation"] == 1:
+            checked = {}
+            for c in harness.get_json(cls.gw.ports.admin, "/api/clusters")["clusters"]:
+                for m in c["endpoints"][0].get("members", []):
+                    if m["checked"]:
+                        checked[m["agent_id"]] = m["healthy"]
+            if (t and len(t["members"]) == 2 and t["members_in_rotation"] == 1
+                    and checked == {"pool-a": True, "pool-b": False}):
                 break
             assert time.monotonic() < deadline, t
             time.sleep(0.05)
@@ -116,6 +140,10 @@ class PoolDashboardTest(harness.ProxerTestCase):
         shop = rows["shop"]
         self.assertEqual(sorted(shop[1].split(", ")), ["pool-a", "pool-b"])
         self.assertTrue(shop[10].startswith("1/2 in rotation; pool-b: "), shop[10])
+        # Each member's verdict by the cluster's checks (in join order), next to its agent's.
+        head, sep, checks = shop[10].partition("; cluster 'checked': ")
+        self.assertTrue(sep, shop[10])
+        self.assertEqual(sorted(checks.split(", ")), ["pool-a ok", "pool-b failing (status 503)"])
 
 
 @unittest.skipIf(CHROMIUM is None, "chromium is not installed")

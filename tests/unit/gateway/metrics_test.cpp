@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "fake_agents.h"
 #include "gateway/context.h"
 
 namespace proxer::gateway {
@@ -174,6 +175,74 @@ TEST_F(MetricsTest, ClustersJson) {
   EXPECT_EQ(later.at("clusters").at(0).at("endpoints").at(1).at("ejections"), 1);
   EXPECT_EQ(clusters[1].at("name"), "web \"x\"");
   EXPECT_EQ(clusters[1].at("routes"), boost::json::array{});
+}
+
+TEST_F(MetricsTest, PooledTunnelEndpointMembers) {
+  testing::FakeAgents agents(ioc);
+  auto join = [&](const char* id, bool pool) {
+    auto t = std::make_shared<Tunnel>();
+    t->name = "site";
+    t->agent_id = id;
+    t->pool = pool;
+    t->session = agents.make().gateway_end;
+    std::string err;
+    EXPECT_TRUE(ctx.registry.add(t, &err)) << err;
+    return t;
+  };
+  auto web = [&] {
+    auto v = boost::json::parse(clusters_json(ctx, now));
+    return v.at("clusters").at(1).at("endpoints").at(0).as_object();
+  };
+  // Not a pool: no members in the view.
+  auto solo = join("solo", false);
+  EXPECT_FALSE(web().contains("members"));
+  EXPECT_EQ(prometheus_metrics(ctx, now).find("proxer_cluster_endpoint_member_healthy{"),
+            std::string::npos);
+  ctx.registry.remove("site", solo->session.get());
+
+  auto a = join("a", true);
+  auto b = join("b", true);
+  auto& ep = ctx.routes->cluster("web \"x\"")->policy().endpoints()[0];
+  ep.members.record(b->id, "b", false, "status 500");  // default threshold 3: still healthy
+  ep.members.record(b->id, "b", false, "status 500");
+  ep.members.record(b->id, "b", false, "status 500");
+  a->healthy = false;  // its agent reports its service down
+  a->health_reason = "answered 503";
+  const auto e = web();
+  const auto& members = e.at("members").as_array();
+  ASSERT_EQ(members.size(), 2u);
+  const auto& ma = members[0].as_object();
+  EXPECT_EQ(ma.at("agent_id"), "a");
+  EXPECT_EQ(ma.at("healthy"), true);  // the cluster's checks have nothing against it
+  EXPECT_EQ(ma.at("checked"), false);
+  EXPECT_EQ(ma.at("agent_healthy"), false);
+  EXPECT_EQ(ma.at("agent_health_reason"), "answered 503");
+  EXPECT_EQ(ma.at("in_rotation"), false);
+  EXPECT_FALSE(ma.contains("last_failure"));
+  const auto& mb = members[1].as_object();
+  EXPECT_EQ(mb.at("agent_id"), "b");
+  EXPECT_EQ(mb.at("healthy"), false);
+  EXPECT_EQ(mb.at("checked"), true);
+  EXPECT_EQ(mb.at("agent_healthy"), true);
+  EXPECT_EQ(mb.at("in_rotation"), false);
+  EXPECT_EQ(mb.at("last_failure"), "status 500");
+  EXPECT_EQ(mb.at("became_unhealthy"), 1);
+  EXPECT_EQ(mb.at("became_healthy"), 0);
+
+  const auto text = prometheus_metrics(ctx, now);
+  const std::string l = R"(cluster="web \"x\"",endpoint="tunnel:site",member=)";
+  for (const auto& want : {
+           "proxer_cluster_endpoint_member_healthy{" + l + "\"a\"} 1",
+           "proxer_cluster_endpoint_member_healthy{" + l + "\"b\"} 0",
+           "proxer_cluster_endpoint_member_health_transitions_total{" + l +
+               "\"b\",to=\"unhealthy\"} 1",
+           "proxer_cluster_endpoint_member_health_transitions_total{" + l +
+               "\"a\",to=\"healthy\"} 0",
+       }) {
+    EXPECT_TRUE(has_line(text, want)) << "missing: " << want << "\n" << text;
+  }
+  // The "api" cluster has no tunnel endpoint: no member samples.
+  EXPECT_EQ(text.find("member_healthy{cluster=\"api\""), std::string::npos);
 }
 
 }  // namespace

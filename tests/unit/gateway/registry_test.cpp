@@ -202,5 +202,63 @@ TEST(RegistryPool, HashPoliciesKeepAKeyOnOneMember) {
   EXPECT_EQ(spread.size(), 3u);
 }
 
+TEST(RegistryPool, EveryRegistrationGetsItsOwnId) {
+  Sessions s;
+  Registry r(1);
+  std::string err;
+  auto a = member("a", s.make());
+  auto b = member("b", s.make());
+  ASSERT_TRUE(r.add(a, &err));
+  ASSERT_TRUE(r.add(b, &err));
+  EXPECT_NE(a->id, 0u);
+  EXPECT_NE(a->id, b->id);
+  const auto first = a->id;
+  ASSERT_TRUE(r.add(a, &err));  // the same member again keeps its id
+  EXPECT_EQ(a->id, first);
+  auto again = member("a", s.make());  // "a" registers again: a new member, a new id
+  ASSERT_TRUE(r.add(again, &err));
+  EXPECT_NE(again->id, first);
+  EXPECT_NE(again->id, b->id);
+}
+
+TEST(RegistryPool, AClusterEndpointsChecksExcludeTheirFailingMembersOnly) {
+  Sessions s;
+  Registry r(1);
+  std::string err;
+  auto a = member("a", s.make());
+  auto b = member("b", s.make());
+  auto c = member("c", s.make());
+  for (const auto& m : {a, b, c}) ASSERT_TRUE(r.add(m, &err));
+  proxy::MemberHealth checks(1, 1);
+  checks.record(b->id, "b", false, "status 500");
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 8; ++i) ++seen[r.pick("app", proxy::Lb::RoundRobin, 0, &checks)->agent_id];
+  EXPECT_EQ(seen, (std::map<std::string, int>{{"a", 4}, {"c", 4}}));
+  EXPECT_FALSE(usable(*b, &checks));
+  EXPECT_TRUE(usable(*b, nullptr));
+  // Hash policies: only the failing member's keys move.
+  for (int k = 0; k < 100; ++k) {
+    const auto key = proxy::hash64("10.0.0." + std::to_string(k));
+    const auto all = r.pick("app", proxy::Lb::IpHash, key);
+    const auto checked = r.pick("app", proxy::Lb::IpHash, key, &checks);
+    if (all != b) {
+      EXPECT_EQ(checked, all);
+    }
+    EXPECT_NE(checked, b);
+  }
+  // With the agent's own verdict: a member must pass both.
+  a->healthy = false;
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(r.pick("app", proxy::Lb::RoundRobin, 0, &checks), c);
+  checks.record(c->id, "c", false, "timeout");
+  EXPECT_EQ(r.pick("app", proxy::Lb::RoundRobin, 0, &checks), nullptr);
+  EXPECT_FALSE(r.has_usable("app", proto::TunnelType::Http, &checks));
+  EXPECT_TRUE(r.has_usable("app", proto::TunnelType::Http));  // other users of the name
+  // One member left (the single-member path): the checks still apply.
+  r.remove("app", a->session.get());
+  r.remove("app", b->session.get());
+  EXPECT_EQ(r.pick("app", proxy::Lb::RoundRobin, 0, &checks), nullptr);
+  EXPECT_EQ(r.pick("app"), c);
+}
+
 }  // namespace
 }  // namespace proxer::gateway

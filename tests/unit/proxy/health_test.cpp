@@ -103,6 +103,22 @@ TEST(HealthTracker, LongRunsReportOneTransition) {
   EXPECT_EQ(h.consecutive_failures(), 100000u);
 }
 
+TEST(HealthTracker, SetReportsAndCountsAChangeOnceAndEndsTheRuns) {
+  HealthTracker h(2, 2);
+  EXPECT_EQ(h.set(true), N);  // already healthy
+  EXPECT_EQ(h.record(false), N);
+  EXPECT_EQ(h.set(false), U);
+  EXPECT_EQ(h.consecutive_failures(), 0u);
+  EXPECT_EQ(h.set(false), N);
+  EXPECT_FALSE(h.healthy());
+  EXPECT_EQ(h.set(true), H);
+  EXPECT_EQ(h.became_unhealthy_total(), 1u);
+  EXPECT_EQ(h.became_healthy_total(), 1u);
+  // record() afterwards counts its runs afresh: one failure is not enough.
+  EXPECT_EQ(h.record(false), N);
+  EXPECT_EQ(h.record(false), U);
+}
+
 TEST(StatusExpected, DefaultRangeIs200To399Inclusive) {
   const config::HealthCheckConfig cfg;
   EXPECT_FALSE(status_expected(0, cfg));
