@@ -5,7 +5,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/container/small_vector.hpp>
+#include <memory>
 #include <optional>
+#include <random>
 #include <variant>
 
 #include "core/lazy_deadline.h"
@@ -270,8 +272,9 @@ class ClientConn : public std::enable_shared_from_this<ClientConn> {
   boost::beast::flat_buffer buf_;
   std::string client_ip_ = "unknown";
   std::string client_addr_ = "unknown";
-  std::string scratch_;  // response head serialisation
-  std::string up_head_;  // the upstream request head of the current exchange
+  std::string scratch_;            // response head serialisation
+  std::string up_head_;            // the upstream request head of the current exchange
+  http::ForwardingMemo fwd_memo_;  // the forwarding fields of the last request
   // The response head of the current attempt: a copy of its raw bytes (they leave the upstream's
   // buffer once consumed) and the views into it. Kept by the connection: no allocation per
   // request.
@@ -991,7 +994,8 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
                               .proto = "http",
                               .host = req[bhttp::field::host],
                               .trusted_peer = ctx_.safety.trusts(client_ip_),
-                              .chunked = chunked_req};
+                              .chunked = chunked_req,
+                              .memo = &fwd_memo_};
   if (route) {
     up_edits.remove = route->request_headers.remove;
     up_edits.set = route->request_headers.set;
@@ -1014,7 +1018,9 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
 
   AttemptResult r;
   std::optional<proxy::CircuitBreaker::Token> retry_slot;
-  std::optional<std::mt19937_64> rng;  // seeded at the first backoff
+  // Seeded at the first backoff; on the heap, as most requests never retry and the engine's
+  // 2.5 KiB of state would make this coroutine's frame (allocated per request) that much larger.
+  std::unique_ptr<std::mt19937_64> rng;
   std::uint32_t attempts = 0;
   for (std::uint32_t n = 1;; ++n) {
     attempts = n;
@@ -1076,7 +1082,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
     ++policy.stats().retries;
     if (!retry_slot) ++policy.active_retries;
     retry_slot = std::move(slot);
-    if (!rng) rng.emplace(std::random_device{}());
+    if (!rng) rng = std::make_unique<std::mt19937_64>(std::random_device{}());
     net::steady_timer backoff(sock_.get_executor());
     backoff.expires_after(retry->backoff(n - 1, *rng));
     co_await backoff.async_wait(use_nothrow);

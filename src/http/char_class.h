@@ -11,6 +11,8 @@ namespace proxer::http::chars {
 inline constexpr std::uint8_t kToken = 0x01;       // tchar
 inline constexpr std::uint8_t kFieldValue = 0x02;  // HTAB, SP, VCHAR, obs-text
 inline constexpr std::uint8_t kWhitespace = 0x04;  // SP, HTAB (OWS)
+// What a quoted-string holds without escapes: field-value characters other than '"' and '\\'.
+inline constexpr std::uint8_t kQuotable = 0x08;
 
 inline constexpr std::array<std::uint8_t, 256> kTable = [] {
   std::array<std::uint8_t, 256> t{};
@@ -23,6 +25,7 @@ inline constexpr std::array<std::uint8_t, 256> kTable = [] {
     }
     if (c == '\t' || (c >= 0x20 && c != 0x7F)) v |= kFieldValue;
     if (c == ' ' || c == '\t') v |= kWhitespace;
+    if ((v & kFieldValue) && c != '"' && c != '\\') v |= kQuotable;
     t[static_cast<std::size_t>(c)] = v;
   }
   return t;
@@ -87,12 +90,15 @@ inline const char* skip_token_chars(const char* p, const char* end) {
   return p;
 }
 
+// The first byte in [p, end) that `quoted-string` cannot hold unescaped (a CTL, DEL, '"' or
+// '\\'), or end.
+inline const char* skip_quotable_chars(const char* p, const char* end) {
+  while (p != end && is(*p, kQuotable)) ++p;
+  return p;
+}
+
 inline bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!is_token_char(c)) return false;
-  }
-  return true;
+  return !s.empty() && skip_token_chars(s.data(), s.data() + s.size()) == s.data() + s.size();
 }
 
 inline char to_lower(char c) {

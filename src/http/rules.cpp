@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "http/char_class.h"
+#include "http/head_writer.h"
 #include "http/response_head.h"
 
 namespace proxer::http {
@@ -51,21 +52,18 @@ void append_to_list(bhttp::fields& f, Name name, std::string_view item) {
 }
 
 // A Forwarded parameter value (RFC 7239 §4): a token as is, anything else as a quoted-string.
-void append_forwarded_value(std::string& out, std::string_view v) {
+template <typename Out>
+void append_forwarded_value(Out& out, std::string_view v) {
   // One scan decides: a token goes as is, a value without '"', '\\' or CTLs is quoted in bulk
   // (the usual "host:port"), anything else byte by byte.
-  bool token = !v.empty();
-  bool plain = true;
-  for (char c : v) {
-    token = token && chars::is_token_char(c);
-    plain = plain && chars::is_value_char(c) && c != '"' && c != '\\';
-  }
-  if (token) {
+  const char* end = v.data() + v.size();
+  const char* p = chars::skip_token_chars(v.data(), end);
+  if (p == end && !v.empty()) {
     out.append(v);
     return;
   }
   out.push_back('"');
-  if (plain) {
+  if (chars::skip_quotable_chars(p, end) == end) {  // (the token prefix is quotable too)
     out.append(v);
   } else {
     for (char c : v) {
@@ -78,7 +76,8 @@ void append_forwarded_value(std::string& out, std::string_view v) {
 }
 
 // The RFC 7239 element "for=..;proto=..;host=.." for `ip` (brackets already stripped).
-void append_forwarded_element(std::string& out, std::string_view ip, std::string_view proto,
+template <typename Out>
+void append_forwarded_element(Out& out, std::string_view ip, std::string_view proto,
                               std::string_view host) {
   out.append("for=");
   if (ip.empty()) {
@@ -174,14 +173,16 @@ std::optional<std::string> decode_base64(std::string_view in) {
 
 // Appends a field value with every byte that could end the line or confuse a parser (CTLs other
 // than HTAB, DEL) written as SP.
-void append_sanitized(std::string& out, std::string_view v) {
-  std::size_t clean = 0;
-  while (clean < v.size() && chars::is_value_char(v[clean])) ++clean;
-  out.append(v.substr(0, clean));
-  for (char c : v.substr(clean)) out.push_back(chars::is_value_char(c) ? c : ' ');
+template <typename Out>
+void append_sanitized(Out& out, std::string_view v) {
+  const char* end = v.data() + v.size();
+  const char* clean = chars::skip_value_chars(v.data(), end);
+  out.append(v.data(), static_cast<std::size_t>(clean - v.data()));
+  for (; clean != end; ++clean) out.push_back(chars::is_value_char(*clean) ? *clean : ' ');
 }
 
-void append_fields(std::string& out, const bhttp::fields& f) {
+template <typename Out>
+void append_fields(Out& out, const bhttp::fields& f) {
   for (const auto& field : f) {
     const auto name = field.name_string();
     if (!chars::is_token(name)) continue;
@@ -192,7 +193,8 @@ void append_fields(std::string& out, const bhttp::fields& f) {
   }
 }
 
-void append_status_line(std::string& out, unsigned status, std::string_view reason) {
+template <typename Out>
+void append_status_line(Out& out, unsigned status, std::string_view reason) {
   if (status < 100 || status > 999) status = 500;
   std::array<char, 3> code{};
   std::to_chars(code.data(), code.data() + code.size(), status);
@@ -371,7 +373,8 @@ void strip_tunnel_token(bhttp::fields& f, bool authorization_used) {
 
 namespace {
 
-void append_request_line(std::string& out, std::string_view method, std::string_view target) {
+template <typename Out>
+void append_request_line(Out& out, std::string_view method, std::string_view target) {
   if (chars::is_token(method)) {
     out.append(method);
   } else {
@@ -382,12 +385,12 @@ void append_request_line(std::string& out, std::string_view method, std::string_
   out.push_back(' ');
   // SP and CTLs would split the request line; they are percent-encoded. The clean prefix (all of
   // a target the parser accepted) is copied at once.
-  std::size_t clean = 0;
   const auto ok = [](char c) {
     const auto u = static_cast<unsigned char>(c);
     return u > 0x20 && u != 0x7F;
   };
-  while (clean < target.size() && ok(target[clean])) ++clean;
+  const auto clean = static_cast<std::size_t>(
+      chars::skip_target_chars(target.data(), target.data() + target.size()) - target.data());
   out.append(target.substr(0, clean));
   target.remove_prefix(clean);
   if (clean == 0 && target.empty()) {
@@ -444,7 +447,8 @@ Fwd forwarding_header(std::string_view n) {
 }
 
 // A field whose name is one of ours (a token by construction).
-void append_known_field(std::string& out, std::string_view name, std::string_view value) {
+template <typename Out>
+void append_known_field(Out& out, std::string_view name, std::string_view value) {
   out.append(name);
   out.append(": ");
   append_sanitized(out, value);
@@ -452,22 +456,22 @@ void append_known_field(std::string& out, std::string_view name, std::string_vie
 }
 
 // A field from the configuration (or code): left out unless its name is a token.
-void append_config_field(std::string& out, std::string_view name, std::string_view value) {
+template <typename Out>
+void append_config_field(Out& out, std::string_view name, std::string_view value) {
   if (chars::is_token(name)) append_known_field(out, name, value);
 }
 
 }  // namespace
 
 void serialize_forward_head(const bhttp::request_header<>& req, const ForwardEdits& e,
-                            std::string& out) {
-  out.reserve(out.size() + e.target.size() + 512);
-  append_request_line(out, req.method_string(), e.target);
-
-  // First pass: the Connection tokens (every field they name is dropped) and whether there is
-  // an Upgrade field.
+                            std::string& out_string) {
+  // First pass: the Connection tokens (every field they name is dropped), whether there is an
+  // Upgrade field, and how long the fields are (the writer's estimate).
   boost::container::small_vector<std::string_view, 4> conn_tokens;
   bool has_upgrade = false;
+  std::size_t fields_size = 0;
   for (const auto& f : req) {
+    fields_size += f.name_string().size() + f.value().size() + 4;
     if (f.name() == bhttp::field::connection) {
       chars::any_list_item(f.value(), [&](std::string_view t) {
         conn_tokens.push_back(t);
@@ -483,6 +487,12 @@ void serialize_forward_head(const bhttp::request_header<>& req, const ForwardEdi
     }
     return false;
   };
+  const auto method = req.method_string();
+  // The forwarding fields take about 100 bytes plus the client's address (twice), the protocol
+  // and host (twice each); the configured ones are rarely more than the rest.
+  HeadWriter out(out_string, method.size() + e.target.size() + fields_size + 256 +
+                                 2 * (e.client_ip.size() + e.proto.size() + e.host.size()));
+  append_request_line(out, method, e.target);
   // From a trusted peer: the first X-Forwarded-Proto / -Host that Connection does not drop.
   std::optional<std::string_view> first_proto, first_host;
   if (e.trusted_peer) {
@@ -559,26 +569,45 @@ void serialize_forward_head(const bhttp::request_header<>& req, const ForwardEdi
 
   if (upgrade_kept) out.append("Connection: Upgrade\r\n");
   const auto ip = strip_brackets(e.client_ip);
-  // Written straight into `out`: no string per request for the values.
-  if (!edited(kXForwardedFor)) {
-    out.append(kXForwardedFor);
-    out.append(": ");
-    append_sanitized(out, merged_for);
-    append_sanitized(out, ip.empty() ? std::string_view("unknown") : ip);
-    out.append("\r\n");
-  }
-  if (!e.proto.empty() && !keep_proto && !edited(kXForwardedProto)) {
-    append_known_field(out, kXForwardedProto, e.proto);
-  }
-  if (!e.host.empty() && !keep_host && !edited(kXForwardedHost)) {
-    append_known_field(out, kXForwardedHost, e.host);
-  }
-  if (!edited("Forwarded")) {
-    out.append("Forwarded: ");
-    append_sanitized(out, merged_forwarded);
-    // Writes only value characters: tokens, quoted strings without CTLs.
-    append_forwarded_element(out, ip, e.proto, e.host);
-    out.append("\r\n");
+  // Which forwarding fields are written: with nothing merged from a trusted peer, they depend on
+  // these, the address, the scheme and the Host only.
+  const unsigned written =
+      (edited(kXForwardedFor) ? 0U : 1U) |
+      (!e.proto.empty() && !keep_proto && !edited(kXForwardedProto) ? 2U : 0U) |
+      (!e.host.empty() && !keep_host && !edited(kXForwardedHost) ? 4U : 0U) |
+      (edited("Forwarded") ? 0U : 8U);
+  const auto write_forwarding = [&](auto& to) {
+    if (written & 1U) {
+      to.append(kXForwardedFor);
+      to.append(": ");
+      append_sanitized(to, merged_for);
+      append_sanitized(to, ip.empty() ? std::string_view("unknown") : ip);
+      to.append("\r\n");
+    }
+    if (written & 2U) append_known_field(to, kXForwardedProto, e.proto);
+    if (written & 4U) append_known_field(to, kXForwardedHost, e.host);
+    if (written & 8U) {
+      to.append("Forwarded: ");
+      append_sanitized(to, merged_forwarded);
+      // Writes only value characters: tokens, quoted strings without CTLs.
+      append_forwarded_element(to, ip, e.proto, e.host);
+      to.append("\r\n");
+    }
+  };
+  if (e.memo && merged_for.empty() && merged_forwarded.empty()) {
+    auto& m = *e.memo;
+    if (!m.valid || m.written != written || m.ip != ip || m.proto != e.proto || m.host != e.host) {
+      m.valid = true;
+      m.written = written;
+      m.ip.assign(ip);
+      m.proto.assign(e.proto);
+      m.host.assign(e.host);
+      m.fields.clear();
+      write_forwarding(m.fields);
+    }
+    out.append(m.fields);
+  } else {
+    write_forwarding(out);
   }
   for (const auto& [name, value] : e.set) append_config_field(out, name, value);
   for (const auto& [name, value] : e.add) append_config_field(out, name, value);
@@ -645,7 +674,8 @@ bool hop_by_hop_name(std::string_view n) {
   }
 }
 
-void append_field(std::string& out, std::string_view name, std::string_view value) {
+template <typename Out>
+void append_field(Out& out, std::string_view name, std::string_view value) {
   out.append(name);
   out.append(": ");
   out.append(value);
@@ -654,8 +684,11 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 
 }  // namespace
 
-void serialize_response_head(const ResponseHead& h, const ResponseEdits& e, std::string& out) {
-  out.reserve(out.size() + 512);
+void serialize_response_head(const ResponseHead& h, const ResponseEdits& e,
+                             std::string& out_string) {
+  std::size_t fields_size = 0;
+  for (const auto& f : h.fields) fields_size += f.name.size() + f.value.size() + 4;
+  HeadWriter out(out_string, fields_size + h.reason.size() + 128);
   const auto reason = h.reason.empty() ? standard_reason(h.status) : h.reason;
   append_status_line(out, h.status, reason);
   // Whether Connection may name a kept field ("keep-alive" names a hop-by-hop one anyway; a

@@ -20,7 +20,8 @@
 //    is a fixed point, and survives the serialiser like any other target;
 //  - serialize_forward_head (the upstream head in one pass) writes what the Beast path (erase
 //    Expect, strip_hop_by_hop, add_forwarded for an untrusted and a trusted peer, serialise)
-//    writes, up to the order of fields of different names;
+//    writes, up to the order of fields of different names, and the same with a connection's
+//    memo of its forwarding fields, filled by another request or by the same one;
 //  - parse_response_head gives check_response_head's verdict; the relay's raw serialisation of
 //    an accepted response head is valid again, keeps only input fields in order, drops the
 //    hop-by-hop ones and writes what the Beast path (parse, strip, serialise) writes, except
@@ -248,6 +249,21 @@ void check_forward_head(bhttp::request_header<> h, bool keep_upgrade, std::strin
                        .trusted_peer = trusted};
   std::string one_pass;
   serialize_forward_head(h, e, one_pass);
+  // A connection's memo of its forwarding fields changes nothing: filled by another client's
+  // request first (a miss), then this one's twice (a refill, then a hit).
+  ForwardingMemo memo;
+  auto other = e;
+  other.client_ip = "192.0.2.9";
+  other.memo = &memo;
+  std::string scratch;
+  serialize_forward_head(h, other, scratch);
+  auto with_memo = e;
+  with_memo.memo = &memo;
+  for (int i = 0; i < 2; ++i) {
+    std::string again;
+    serialize_forward_head(h, with_memo, again);
+    require(again == one_pass);
+  }
   h.erase(bhttp::field::expect);
   strip_hop_by_hop(h, keep_upgrade);
   add_forwarded(h, client_ip, proto, host, trusted);
