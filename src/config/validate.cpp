@@ -294,6 +294,8 @@ void check_cluster_policies(Checker& c, const std::string& prefix, const Cluster
   c.range(bp + "max_pending", b.max_pending, 1, 1'000'000, false);
   c.range(bp + "max_requests", b.max_requests, 1, 1'000'000, false);
   c.range(bp + "max_retries", b.max_retries, 0, 1'000'000, false);
+  c.range(bp + "retry_budget_percent", b.retry_budget_percent, 0, 100, false);
+  c.range(bp + "retry_budget_min", b.retry_budget_min, 0, 100'000, false);
 }
 
 void check_retry(Checker& c, const std::string& prefix, const RetryConfig& r) {
@@ -319,8 +321,6 @@ void check_retry(Checker& c, const std::string& prefix, const RetryConfig& r) {
   if (r.backoff_max < r.backoff_base) {
     c.add(prefix + "backoff_max", "must be at least backoff_base", prefix + "backoff_base");
   }
-  c.range(prefix + "budget_percent", r.budget_percent, 0, 100, false);
-  c.range(prefix + "budget_min", r.budget_min, 0, 100'000, false);
 }
 
 void check_routes(Checker& c, const GatewayConfig& cfg) {
