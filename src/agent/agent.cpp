@@ -426,33 +426,32 @@ awaitable<std::optional<std::string>> Agent::probe(const config::TunnelConfig& t
     failed = deadline.expired() ? "timed out sending the request" : "send: " + wec.message();
     co_return failed;
   }
-  // The status line is all a check needs: at most 1 KiB of it is read.
-  std::string head;
-  std::array<char, 512> chunk{};
-  while (head.find("\r\n") == std::string::npos && head.size() < 1024) {
+  // The response head, bounded: judge_check_response decides as soon as it can, and at the
+  // latest once proxy::kMaxCheckHead bytes are in (the body is never read).
+  std::string received;
+  std::array<char, 2048> chunk{};
+  std::optional<proxy::CheckVerdict> verdict;
+  error_code read_ec;
+  while (!verdict && !read_ec) {
     auto [rec, n] = co_await sock.async_read_some(net::buffer(chunk), use_nothrow);
-    head.append(chunk.data(), n);
-    if (rec) break;
+    read_ec = rec;
+    received.append(chunk.data(), n);
+    if (n > 0) verdict = proxy::judge_check_response(received, hc);
   }
   deadline.done();
-  const auto eol = head.find("\r\n");
-  if (eol == std::string::npos) {
-    failed = deadline.expired() ? "no response within " + config::format_duration(hc.timeout)
-                                : "no status line in the response";
-    co_return failed;
-  }
-  const std::string_view line(head.data(), eol);
-  unsigned status = 0;
-  const bool ok_line = line.size() >= 12 && line.starts_with("HTTP/1.") && line[8] == ' ' &&
-                       std::all_of(line.begin() + 9, line.begin() + 12,
-                                   [](char ch) { return ch >= '0' && ch <= '9'; });
-  if (!ok_line) {
-    failed = "malformed status line";
-    co_return failed;
-  }
-  status = static_cast<unsigned>((line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0'));
-  if (!proxy::status_expected(status, hc)) {
-    failed = hc.method + " " + hc.path + " answered " + std::to_string(status);
+  if (!verdict) {
+    const char* what = received.empty() ? "response" : "complete response head";
+    if (deadline.expired()) {
+      failed = std::string("no ") + what + " within " + config::format_duration(hc.timeout);
+    } else if (read_ec == net::error::eof) {
+      failed = std::string("the connection closed before a ") + what;
+    } else {
+      failed = "read: " + read_ec.message();
+    }
+  } else if (!verdict->passed) {
+    failed = verdict->status != 0
+                 ? hc.method + " " + hc.path + " answered " + std::to_string(verdict->status)
+                 : verdict->reason;
   }
   co_return failed;
 }

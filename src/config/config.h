@@ -43,8 +43,7 @@ struct RetryConfig {
       0};                     // (per_try_timeout) response header deadline per attempt; 0 = route's
   Duration backoff_base{25};  // (backoff_base) first backoff; doubles per retry, full jitter
   Duration backoff_max{250};  // (backoff_max)
-  std::uint32_t budget_percent = 20;  // (budget_percent) retries in flight <= this % of requests
-  std::uint32_t budget_min = 3;       // (budget_min) ...but always allow this many concurrently
+  // The retry budget is the cluster's: BreakerConfig::retry_budget_percent / retry_budget_min.
   bool operator==(const RetryConfig&) const = default;
 };
 
@@ -105,11 +104,17 @@ struct OutlierConfig {
 };
 
 // ([clusters.NAME.circuit_breaker]) Limits per cluster; beyond them requests get 503 at once.
+// The retry budget (Envoy's circuit_breakers.retry_budget) limits retries in flight to a share
+// of the cluster's requests in flight; a retry beyond it is not made. It is shared by every
+// route of the cluster, as the counters it compares are.
 struct BreakerConfig {
   std::uint32_t max_connections = 1024;  // (max_connections) upstream connections, busy + idle
   std::uint32_t max_pending = 1024;      // (max_pending) requests waiting for a connection
   std::uint32_t max_requests = 1024;     // (max_requests) requests in flight
   std::uint32_t max_retries = 3;         // (max_retries) retries in flight
+  // (retry_budget_percent) retries in flight <= this % of the requests in flight...
+  std::uint32_t retry_budget_percent = 20;
+  std::uint32_t retry_budget_min = 3;  // (retry_budget_min) ...but this many are always allowed
   bool operator==(const BreakerConfig&) const = default;
 };
 

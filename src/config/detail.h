@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/quote.h"
 
 namespace proxer::config::detail {
 
@@ -54,6 +55,6 @@ std::optional<std::uint16_t> parse_port(std::string_view port, bool allow_zero);
 std::size_t edit_distance(std::string_view a, std::string_view b);
 
 // Quoted and shortened for error messages: "\"abc\"", non-printable bytes escaped.
-std::string quote(std::string_view value);
+using proxer::quote;
 
 }  // namespace proxer::config::detail

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -469,11 +470,21 @@ class Reader {
   // Whether the table exists in the input (a section() that is absent reads nothing).
   bool present() const { return table_ != nullptr; }
 
+  // A key this table does not take but a user may well write here: one that moved to another
+  // table, or a key's old name. When present, an error with `message` (which says what to write
+  // instead) replaces "unknown key". Never offered as a suggestion.
+  void moved(std::string_view key, const std::string& message) {
+    moved_.emplace_back(key);
+    if (!table_) return;
+    if (const auto* node = table_->get(key)) fail(key, *node, message);
+  }
+
   void finish() {
     if (!table_) return;
     for (const auto& [key, node] : *table_) {
       const std::string name(key.str());
       if (std::find(known_.begin(), known_.end(), name) != known_.end()) continue;
+      if (std::find(moved_.begin(), moved_.end(), name) != moved_.end()) continue;
       ctx_.unknown(prefix_, name, known_, key.source());
     }
   }
@@ -501,6 +512,7 @@ class Reader {
   std::string prefix_;
   bool schema_;  // false inside arrays: their keys are not offered as cross-section suggestions
   std::vector<std::string> known_;
+  std::vector<std::string> moved_;  // reported by moved(), not as unknown
 };
 
 // The keys of a health check table: [clusters.NAME.health_check] and [tunnels.health_check].
@@ -621,8 +633,20 @@ void read_gateway(Reader& r, GatewayConfig& c) {
       ry.duration("per_try_timeout", route.retry.per_try_timeout);
       ry.duration("backoff_base", route.retry.backoff_base);
       ry.duration("backoff_max", route.retry.backoff_max);
-      ry.count("budget_percent", route.retry.budget_percent);
-      ry.count("budget_min", route.retry.budget_min);
+      // The budget compares counters of the whole cluster, so it is set there (Envoy: the
+      // cluster's circuit_breakers.retry_budget).
+      const bool named =
+          !route.cluster.empty() &&
+          std::all_of(route.cluster.begin(), route.cluster.end(), [](char ch) {
+            return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+          });
+      const std::string cluster = named ? route.cluster : "NAME";
+      for (const char* key : {"budget_percent", "budget_min"}) {
+        const std::string where = "clusters." + cluster + ".circuit_breaker.retry_" + key +
+                                  " (the budget is shared by every route of a cluster)";
+        ry.moved(key, "moved; set " + where);
+        ry.moved(std::string("retry_") + key, "belongs to the cluster; set " + where);
+      }
       ry.finish();
     }
     rt.finish();
@@ -689,6 +713,11 @@ void read_gateway(Reader& r, GatewayConfig& c) {
       cb.count("max_pending", b.max_pending);
       cb.count("max_requests", b.max_requests);
       cb.count("max_retries", b.max_retries);
+      cb.count("retry_budget_percent", b.retry_budget_percent);
+      cb.count("retry_budget_min", b.retry_budget_min);
+      for (const char* key : {"budget_percent", "budget_min"}) {  // the keys' old names
+        cb.moved(key, std::string("is called retry_") + key + " here");
+      }
       cb.finish();
     }
     cl.finish();

@@ -1,6 +1,5 @@
 // Validation of assembled configs: every rule runs and every finding is kept, so one run shows the
 // user everything to fix.
-#include <arpa/inet.h>
 #include <strings.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 
 #include "config/config.h"
 #include "config/detail.h"
+#include "core/cidr.h"
 
 namespace proxer::config::detail {
 namespace {
@@ -213,37 +213,6 @@ void check_header_ops(Checker& c, const std::string& path, const HeaderOps& ops)
   for (const auto& [name, value] : ops.add) framing("add", name);
 }
 
-// "10.0.0.0/8", "2001:db8::/32" or one address; bits beyond the prefix must be zero.
-std::optional<std::string> cidr_error(std::string_view text) {
-  const auto slash = text.find('/');
-  const std::string addr(text.substr(0, slash));
-  std::array<unsigned char, 16> bytes{};
-  const bool v6 = addr.find(':') != std::string::npos;
-  if (inet_pton(v6 ? AF_INET6 : AF_INET, addr.c_str(), bytes.data()) != 1) {
-    return "expected an IP address or network like \"10.0.0.0/8\" or \"2001:db8::/32\", got " +
-           quote(text);
-  }
-  if (v6 && addr.find('.') != std::string::npos) {
-    return "write an IPv4 network in IPv4 form, not as " + quote(text);
-  }
-  const unsigned bits = v6 ? 128 : 32;
-  unsigned prefix = bits;
-  if (slash != std::string_view::npos) {
-    const auto digits = text.substr(slash + 1);
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
-    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
-        prefix > bits) {
-      return "the prefix length of " + quote(text) + " must be 0-" + std::to_string(bits);
-    }
-  }
-  for (unsigned bit = prefix; bit < bits; ++bit) {
-    if (bytes[bit / 8] & (0x80 >> (bit % 8))) {
-      return quote(text) + " has address bits set beyond its prefix length";
-    }
-  }
-  return std::nullopt;
-}
-
 void check_http(Checker& c, const HttpConfig& h) {
   if (h.escaped_slashes != "keep" && h.escaped_slashes != "reject" &&
       h.escaped_slashes != "decode") {
@@ -256,8 +225,9 @@ void check_http(Checker& c, const HttpConfig& h) {
           "expected allow, drop or reject, got " + quote(h.headers_with_underscores));
   }
   for (std::size_t i = 0; i < h.trusted_proxies.size(); ++i) {
-    if (auto why = cidr_error(h.trusted_proxies[i])) {
-      c.add("http.trusted_proxies", "element " + std::to_string(i) + ": " + *why);
+    std::string why;
+    if (!Cidr::parse(h.trusted_proxies[i], &why)) {
+      c.add("http.trusted_proxies", "element " + std::to_string(i) + ": " + why);
     }
   }
   for (const auto& name : h.hide_response_headers) {
@@ -324,6 +294,8 @@ void check_cluster_policies(Checker& c, const std::string& prefix, const Cluster
   c.range(bp + "max_pending", b.max_pending, 1, 1'000'000, false);
   c.range(bp + "max_requests", b.max_requests, 1, 1'000'000, false);
   c.range(bp + "max_retries", b.max_retries, 0, 1'000'000, false);
+  c.range(bp + "retry_budget_percent", b.retry_budget_percent, 0, 100, false);
+  c.range(bp + "retry_budget_min", b.retry_budget_min, 0, 100'000, false);
 }
 
 void check_retry(Checker& c, const std::string& prefix, const RetryConfig& r) {
@@ -349,8 +321,6 @@ void check_retry(Checker& c, const std::string& prefix, const RetryConfig& r) {
   if (r.backoff_max < r.backoff_base) {
     c.add(prefix + "backoff_max", "must be at least backoff_base", prefix + "backoff_base");
   }
-  c.range(prefix + "budget_percent", r.budget_percent, 0, 100, false);
-  c.range(prefix + "budget_min", r.budget_min, 0, 100'000, false);
 }
 
 void check_routes(Checker& c, const GatewayConfig& cfg) {

@@ -16,7 +16,6 @@ namespace {
 
 constexpr std::uint64_t kKiB = 1024;
 constexpr std::size_t kMaxTokenBytes = 4096;
-constexpr std::size_t kMaxQuoted = 64;
 
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
@@ -457,28 +456,6 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
     }
   }
   return at(a.size(), b.size());
-}
-
-std::string quote(std::string_view value) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  const auto shown = value.substr(0, kMaxQuoted);
-  for (char c : shown) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u == 0x7f) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  if (shown.size() < value.size()) out += "...";
-  out += '"';
-  return out;
 }
 
 }  // namespace detail

@@ -1058,8 +1058,8 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
       }
     }
     if (!rs) break;
-    // Retry? Only what the route's policy lists, only when safe, within the budget and the
-    // breaker's max_retries, and (when there is one) on another endpoint.
+    // Retry? Only what the route's policy lists, only when safe, within the cluster's retry
+    // budget and its breaker's max_retries, and (when there is one) on another endpoint.
     proxy::Attempt a;
     a.failure = r.kind == AttemptResult::Response ? proxy::Failure::Status : r.failure.kind;
     a.status = status;
@@ -1070,7 +1070,7 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
     if (r.kind == AttemptResult::Failed && r.failure.final) break;
     if (!retry->should_retry(a)) break;
     auto& policy = rs->cluster->policy();
-    if (!proxy::RetryBudget(route->retry).allow(policy.active_requests, policy.active_retries)) {
+    if (!policy.retry_budget_allows()) {
       ++policy.stats().retry_budget_spent;
       break;
     }

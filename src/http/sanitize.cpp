@@ -1,9 +1,7 @@
 // Request-target normalisation, header-name policy, trusted networks. See sanitize.h.
 #include "http/sanitize.h"
 
-#include <arpa/inet.h>
-
-#include <charconv>
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -122,42 +120,6 @@ PathVerdict remove_dot_segments(std::string_view path, bool merge_slashes, std::
   return PathVerdict::Ok;
 }
 
-bool parse_address(std::string_view text, std::array<std::uint8_t, 16>& bytes, bool& v6) {
-  if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
-    text = text.substr(1, text.size() - 2);
-  }
-  text = text.substr(0, text.find('%'));  // a zone ("fe80::1%eth0")
-  if (text.empty() || text.size() > 45) return false;
-  const std::string s(text);
-  bytes = {};
-  if (s.find(':') == std::string::npos) {
-    v6 = false;
-    return inet_pton(AF_INET, s.c_str(), bytes.data()) == 1;
-  }
-  v6 = true;
-  if (inet_pton(AF_INET6, s.c_str(), bytes.data()) != 1) return false;
-  // ::ffff:a.b.c.d is an IPv4 client seen by a dual-stack socket.
-  bool mapped = bytes[10] == 0xFF && bytes[11] == 0xFF;
-  for (std::size_t i = 0; i < 10 && mapped; ++i) mapped = bytes[i] == 0;
-  if (mapped) {
-    for (std::size_t i = 0; i < 4; ++i) bytes[i] = bytes[12 + i];
-    for (std::size_t i = 4; i < 16; ++i) bytes[i] = 0;
-    v6 = false;
-  }
-  return true;
-}
-
-bool prefix_matches(const std::array<std::uint8_t, 16>& a, const std::array<std::uint8_t, 16>& b,
-                    unsigned prefix) {
-  std::size_t i = 0;
-  for (; prefix >= 8; prefix -= 8, ++i) {
-    if (a[i] != b[i]) return false;
-  }
-  if (prefix == 0) return true;
-  const auto mask = static_cast<std::uint8_t>(0xFF << (8 - prefix));
-  return (a[i] & mask) == (b[i] & mask);
-}
-
 }  // namespace
 
 std::string_view verdict_code(PathVerdict v) {
@@ -224,39 +186,11 @@ std::optional<std::string> apply_underscore_policy(bhttp::fields& f, UnderscoreH
   return std::nullopt;
 }
 
-std::optional<Cidr> parse_cidr(std::string_view text) {
-  const auto slash = text.find('/');
-  Cidr c;
-  if (!parse_address(text.substr(0, slash), c.bytes, c.v6)) return std::nullopt;
-  // "::ffff:10.0.0.0/104" would silently become an IPv4 network with a wrong prefix: refuse
-  // mapped addresses in networks (write the IPv4 form).
-  if (!c.v6 && text.substr(0, slash).find(':') != std::string_view::npos) return std::nullopt;
-  const unsigned bits = c.v6 ? 128 : 32;
-  c.prefix = bits;
-  if (slash != std::string_view::npos) {
-    const auto digits = text.substr(slash + 1);
-    if (digits.empty() || digits.size() > 3) return std::nullopt;
-    unsigned p = 0;
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), p);
-    if (ec != std::errc() || end != digits.data() + digits.size() || p > bits) return std::nullopt;
-    c.prefix = p;
-  }
-  // No bits beyond the prefix.
-  for (unsigned bit = c.prefix; bit < bits; ++bit) {
-    if (c.bytes[bit / 8] & (0x80 >> (bit % 8))) return std::nullopt;
-  }
-  return c;
-}
-
 bool CidrSet::contains(std::string_view ip) const {
   if (nets_.empty()) return false;
-  std::array<std::uint8_t, 16> bytes{};
-  bool v6 = false;
-  if (!parse_address(ip, bytes, v6)) return false;
-  for (const auto& n : nets_) {
-    if (n.v6 == v6 && prefix_matches(n.bytes, bytes, n.prefix)) return true;
-  }
-  return false;
+  const auto addr = parse_ip(ip);
+  if (!addr) return false;
+  return std::any_of(nets_.begin(), nets_.end(), [&](const Cidr& n) { return n.contains(*addr); });
 }
 
 }  // namespace proxer::http

@@ -5,13 +5,13 @@
 // and removal of response headers the operator hides. Pure functions: no I/O, no state.
 // The configuration ([http] in the gateway file) is turned into these options by the proxy
 // layer (proxy/safety.h); docs/SECURITY.md explains what is normalised and rejected, and why.
-#include <array>
 #include <boost/beast/http/fields.hpp>
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/cidr.h"
 
 namespace proxer::http {
 
@@ -80,17 +80,8 @@ std::optional<std::string> apply_underscore_policy(bhttp::fields& f, UnderscoreH
 
 // --- Trusted peers -----------------------------------------------------------------------------
 
-// An IPv4 or IPv6 network ("10.0.0.0/8", "2001:db8::/32", or one address "192.0.2.1").
-struct Cidr {
-  std::array<std::uint8_t, 16> bytes{};  // v4: the first 4 bytes
-  bool v6 = false;
-  unsigned prefix = 0;
-  bool operator==(const Cidr&) const = default;
-};
-// nullopt when `text` is not an address, the prefix is not 0-32 (v4) or 0-128 (v6), or bits are
-// set beyond the prefix ("10.0.0.1/8": ambiguous, write "10.0.0.0/8").
-std::optional<Cidr> parse_cidr(std::string_view text);
-
+// The networks of `http.trusted_proxies`, parsed by Cidr::parse (core/cidr.h says what
+// is accepted).
 class CidrSet {
  public:
   CidrSet() = default;

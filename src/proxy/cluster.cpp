@@ -16,7 +16,8 @@ Cluster::Cluster(config::ClusterConfig cfg, std::uint64_t seed)
     : cfg_(std::move(cfg)),
       balancer_(parse_lb(cfg_.lb).value_or(Lb::RoundRobin), balancer_endpoints(cfg_), seed),
       outlier_(cfg_.outlier, cfg_.endpoints.size()),
-      breaker_(cfg_.circuit_breaker) {
+      breaker_(cfg_.circuit_breaker),
+      retry_budget_(cfg_.circuit_breaker) {
   endpoints_.reserve(cfg_.endpoints.size());
   for (const auto& e : cfg_.endpoints) {
     endpoints_.emplace_back(e, cfg_.health_check);

@@ -1,7 +1,7 @@
 #pragma once
 // A cluster at run time: its configuration, its balancer, and the policy state the forwarder
 // consults and feeds: requests in flight per endpoint (least_request reads them), active health
-// verdicts, passive outlier ejection, the circuit breaker and the retry budget's counters.
+// verdicts, passive outlier ejection, the circuit breaker, and the retry budget with its counters.
 // Single-threaded: owned by the gateway's executor. Not movable (the breaker hands out tokens
 // that point at it): keep it where it was built.
 #include <chrono>
@@ -15,6 +15,7 @@
 #include "proxy/health.h"
 #include "proxy/member_health.h"
 #include "proxy/outlier.h"
+#include "proxy/retry.h"
 
 namespace proxer::proxy {
 
@@ -57,6 +58,10 @@ class Cluster {
   Balancer& balancer() { return balancer_; }
   OutlierDetector& outlier() { return outlier_; }
   CircuitBreaker& breaker() { return breaker_; }
+  // From circuit_breaker.retry_budget_*; a config change (a reload) builds a new Cluster.
+  const RetryBudget& retry_budget() const { return retry_budget_; }
+  // Whether the budget allows one more retry now, on this cluster's counters.
+  bool retry_budget_allows() const { return retry_budget_.allow(active_requests, active_retries); }
   ClusterStats& stats() { return stats_; }
 
   // Whether endpoint `i` may get traffic now as far as health is concerned: not ejected by the
@@ -78,6 +83,7 @@ class Cluster {
   Balancer balancer_;
   OutlierDetector outlier_;
   CircuitBreaker breaker_;
+  RetryBudget retry_budget_;
   ClusterStats stats_;
 };
 

@@ -11,7 +11,11 @@
 //   - a pass ends the run of failures and a failure ends the run of passes;
 //   - record() reports a transition exactly once, on the outcome that causes it.
 // A threshold of 0 is treated as 1 (the config validator should reject 0).
+#include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "config/config.h"
 
@@ -52,5 +56,30 @@ class HealthTracker {
 // Whether a check's response status is accepted: inside one of `cfg.expected_status`'s inclusive
 // ranges. An empty list accepts nothing (every check fails); the validator should reject it.
 bool status_expected(unsigned status, const config::HealthCheckConfig& cfg);
+
+// The most a check reads of response heads (interim 1xx heads included); beyond it, without a
+// complete final head, the check fails.
+constexpr std::size_t kMaxCheckHead = 16 * 1024;
+
+// The verdict on the response to one HTTP check.
+struct CheckVerdict {
+  bool passed = false;
+  unsigned status = 0;  // the final response's status; 0 when no head was accepted
+  std::string reason;   // why it failed ("status 503", "malformed response head: ..."); "" passed
+  bool operator==(const CheckVerdict&) const = default;
+};
+
+// Judges the response to an HTTP check from the bytes received so far (`received` starts at the
+// response's first byte). nullopt while more bytes may still decide: the caller reads on, under
+// its deadline, and calls again. Each head is checked by http::parse_response_head (the status
+// line is "HTTP/1.x" SP three digits, then SP and a reason or nothing, so "HTTP/1.1 200" passes;
+// framing rules as for relayed responses). Interim 1xx heads (not 101) are skipped. The check:
+//  - passes on a final head whose status `cfg` expects; the body is never looked at;
+//  - fails on a status it does not expect, on a malformed head (as soon as a malformed status
+//    line is complete, without waiting for the rest of the head), and when kMaxCheckHead bytes
+//    hold no complete final head.
+// Pure: the caller does the I/O, the deadline and the end-of-stream message.
+std::optional<CheckVerdict> judge_check_response(std::string_view received,
+                                                 const config::HealthCheckConfig& cfg);
 
 }  // namespace proxer::proxy

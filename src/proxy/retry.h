@@ -85,19 +85,23 @@ class RetryPolicy {
 };
 
 // Limits retries in flight to a share of the requests in flight, so that retries cannot multiply
-// the load on a cluster that is already failing (a retry storm). budget_min keeps retries
-// possible when traffic is light.
+// the load on a cluster that is already failing (a retry storm). retry_budget_min keeps retries
+// possible when traffic is light. The counters are the cluster's (every route of it), so the
+// budget is too: [clusters.NAME.circuit_breaker], and the Cluster holds it.
 class RetryBudget {
  public:
-  explicit RetryBudget(const config::RetryConfig& cfg)
-      : percent_(cfg.budget_percent), min_(cfg.budget_min) {}
+  explicit RetryBudget(const config::BreakerConfig& cfg)
+      : percent_(cfg.retry_budget_percent), min_(cfg.retry_budget_min) {}
   RetryBudget(std::uint32_t percent, std::uint32_t min) : percent_(percent), min_(min) {}
 
-  // Whether one more retry may start: active_retries < max(budget_min,
-  // floor(active_requests * budget_percent / 100)), computed without overflow.
+  // Whether one more retry may start: active_retries < max(retry_budget_min,
+  // floor(active_requests * retry_budget_percent / 100)), computed without overflow.
   // active_requests: requests in flight (including those waiting for a connection);
   // active_retries: retries in flight, not counting the one being asked for.
   bool allow(std::uint64_t active_requests, std::uint64_t active_retries) const;
+
+  std::uint32_t percent() const { return percent_; }
+  std::uint32_t min() const { return min_; }
 
  private:
   std::uint32_t percent_;

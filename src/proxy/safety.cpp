@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <boost/beast/core/string.hpp>
 
+#include "core/cidr.h"
+
 namespace proxer::proxy {
 
 namespace {
@@ -57,9 +59,9 @@ RequestSafety::RequestSafety(const config::HttpConfig& cfg)
     : path{cfg.normalize_path, cfg.merge_slashes, escaped_slashes(cfg.escaped_slashes)},
       underscores(proxy::underscores(cfg.headers_with_underscores)),
       hide_response_headers(cfg.hide_response_headers) {
-  std::vector<http::Cidr> nets;
+  std::vector<Cidr> nets;
   for (const auto& text : cfg.trusted_proxies) {
-    if (auto c = http::parse_cidr(text)) nets.push_back(*c);
+    if (auto c = Cidr::parse(text)) nets.push_back(*c);  // validate() refused the rest
   }
   trusted_proxies = http::CidrSet(std::move(nets));
 }

@@ -1,12 +1,14 @@
 """Tunnel pools: several agents serving one tunnel name (pool = true on every one of them). The
 gateway spreads requests over them, drops an agent that leaves, refuses an agent that did not
-opt in, follows the agents' own health checks of their local targets, balances a cluster's
-tunnel endpoint over the pool with the cluster's policy, and shares a TCP tunnel's port."""
+opt in, follows the agents' own health checks of their local targets (a malformed status line
+fails them), balances a cluster's tunnel endpoint over the pool with the cluster's policy, and
+shares a TCP tunnel's port."""
 
 import http.client
 import json
 import os
 import socket
+import threading
 import time
 
 import harness
@@ -62,6 +64,44 @@ def served_by(port, path, count, host=None):
             raise AssertionError("GET %s answered %d: %r" % (path, status, body))
         ports.append(json.loads(body)["port"])
     return ports
+
+
+class RawTarget:
+    """A local target that answers every request head with `self.reply` (raw bytes, settable)
+    and closes: a health check's view of a server that writes its status line by hand."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind((harness.LOOPBACK, 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        buf = b""
+        with conn:
+            try:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    buf += data
+                conn.sendall(self.reply)
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
 
 
 class PoolsTest(harness.ProxerTestCase):
@@ -245,6 +285,30 @@ class PoolsTest(harness.ProxerTestCase):
         a.wait_for_output("is unhealthy", timeout=10, stream="stderr")
         self.wait_members(gw, "app", 2, procs=[gw, a, b], in_rotation=1)
         self.assertEqual(set(served_by(gw.ports.listen, "/t/app/conn", 6)), {self.be_b.port})
+
+    def test_agent_health_check_parses_the_status_line(self):
+        # The agent's check reads the response head with http::parse_response_head: a malformed
+        # status line fails it, a status line without a reason phrase passes.
+        target = RawTarget(b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n")
+        self.addCleanup(target.close)
+        gw = self.start_gateway()
+        health = {"path": "/healthz", "interval": "200ms", "timeout": "200ms",
+                  "healthy_threshold": 1, "unhealthy_threshold": 1}
+        t = {"name": "app", "url": "http://127.0.0.1:%d" % target.port, "pool": True,
+             "health": health}
+        a = self.start_pool_agent(gw, "pa", [t])
+        t = self.wait_members(gw, "app", 1, procs=[gw, a], in_rotation=0)
+        self.assertIn("malformed response head: invalid status line",
+                      t["members"][0]["health_reason"])
+
+        target.reply = b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"
+        self.wait_members(gw, "app", 1, procs=[gw, a], in_rotation=1)
+        a.wait_for_output("is healthy again", timeout=5, stream="stderr")
+
+        target.reply = b"HTTP/1.1 20\r\n\r\n"
+        t = self.wait_members(gw, "app", 1, procs=[gw, a], in_rotation=0)
+        self.assertIn("malformed response head: invalid status line",
+                      t["members"][0]["health_reason"])
 
     def test_cluster_tunnel_endpoint_uses_the_cluster_policy_over_the_pool(self):
         gw = self.start_gateway()

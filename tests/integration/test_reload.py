@@ -1,7 +1,7 @@
 """Hot reload of [[routes]] and [clusters]: on a change of the --config file and on SIGHUP; an
-invalid file is rejected with all its errors while the old configuration keeps serving; and
-under load, wrk through 20 reloads that move the route between two upstreams, with zero failed
-requests."""
+invalid file is rejected with all its errors while the old configuration keeps serving; under
+load, wrk through 20 reloads that move the route between two upstreams, with zero failed
+requests; and a change of a cluster's retry budget applies to the next request."""
 
 import json
 import os
@@ -139,6 +139,87 @@ class SighupReloadTest(ReloadTest):
         served_b = len(harness.get_json(self.b.port, "/__stats")["requests"]) - before_b
         self.assertGreater(served_a, 100)
         self.assertGreater(served_b, 100)
+
+
+def budget_config_text(dead_port, budget_min):
+    """A route whose only upstream refuses connections (one retry on connect_failure), and the
+    cluster's retry budget: 0% of the requests in flight, at least `budget_min`."""
+    return f"""
+[[routes]]
+path_prefix = "/"
+cluster = "dead"
+[routes.retry]
+retries = 1
+backoff_base = "1ms"
+backoff_max = "1ms"
+
+[clusters.dead]
+endpoints = ["http://127.0.0.1:{dead_port}"]
+[clusters.dead.outlier]
+consecutive_connect_failures = 0
+[clusters.dead.circuit_breaker]
+retry_budget_percent = 0
+retry_budget_min = {budget_min}
+"""
+
+
+class RetryBudgetReloadTest(harness.ProxerTestCase):
+    """The retry budget is the cluster's ([clusters.NAME.circuit_breaker]); a reload that changes
+    it builds the cluster anew, and the next request is held to the new budget."""
+
+    @classmethod
+    def start_class_processes(cls):
+        cls.dead_port = harness.free_port()  # nothing listens: every attempt is refused
+        cls.conf = os.path.join(cls.workdir, "gateway.toml")
+        write_atomically(cls.conf, budget_config_text(cls.dead_port, 0))
+        cls.gw = harness.start_gateway(cls.workdir, registry=cls.class_procs,
+                                       extra=["--config", cls.conf])
+
+    def cluster(self):
+        clusters = harness.get_json(self.gw.ports.admin, "/api/clusters")["clusters"]
+        return {c["name"]: c for c in clusters}["dead"]
+
+    def log(self):
+        return self.gw.stderr() + self.gw.stdout()
+
+    def wait_log(self, text, count=1, timeout=10):
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            self.assertLess(time.monotonic(), deadline,
+                            "no %r in the log\n%s" % (text, self.gw.tail()))
+            time.sleep(0.1)
+
+    def test_a_reload_that_changes_the_budget_takes_effect(self):
+        # Budget 0: the failed attempt is not retried, and the cluster counts the spent budget.
+        status, _, body = harness.http_request("GET", self.gw.ports.listen, "/x")
+        self.assertEqual(status, 502, body)
+        self.assertNotIn(b"attempts failed", body)
+        c = self.cluster()
+        self.assertEqual((c["requests"], c["retries"], c["retry_budget_spent"]), (1, 0, 1))
+
+        reloads = self.log().count("configuration reloaded")
+        write_atomically(self.conf, budget_config_text(self.dead_port, 1))
+        self.wait_log("configuration reloaded", reloads + 1)
+
+        # Budget 1: the same request is now retried once (the new cluster's counters).
+        status, _, body = harness.http_request("GET", self.gw.ports.listen, "/x")
+        self.assertEqual(status, 502, body)
+        self.assertIn(b"2 attempts failed", body)
+        c = self.cluster()
+        self.assertEqual((c["requests"], c["retries"], c["retry_budget_spent"]), (1, 1, 0))
+
+    def test_the_old_route_keys_are_refused_with_the_new_key(self):
+        # A file with the old per-route key: the reload is rejected with the key to set instead.
+        rejected = self.log().count("configuration reload (file changed) rejected")
+        text = budget_config_text(self.dead_port, 0).replace(
+            'backoff_max = "1ms"\n', 'backoff_max = "1ms"\nbudget_percent = 50\n')
+        self.assertIn("budget_percent = 50", text)
+        write_atomically(self.conf, text)
+        self.wait_log("configuration reload (file changed) rejected", rejected + 1)
+        self.wait_log("routes[0].retry.budget_percent: moved; set "
+                      "clusters.dead.circuit_breaker.retry_budget_percent (the budget is shared "
+                      "by every route of a cluster)")
+        write_atomically(self.conf, budget_config_text(self.dead_port, 0))
 
 
 del ReloadTest  # the base class has no tests of its own

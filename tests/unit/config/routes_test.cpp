@@ -88,8 +88,6 @@ on = ["connect_failure", "5xx", "429"]
 per_try_timeout = "2s"
 backoff_base = "10ms"
 backoff_max = "1s"
-budget_percent = 50
-budget_min = 1
 
 [clusters.api]
 endpoints = ["http://127.0.0.1:8081", "https://api.internal", "tunnel:app"]
@@ -119,6 +117,8 @@ max_connections = 10
 max_pending = 20
 max_requests = 30
 max_retries = 0
+retry_budget_percent = 50
+retry_budget_min = 1
 )",
                                         "gw.toml");
   ASSERT_TRUE(loaded.value) << join(loaded.errors);
@@ -128,8 +128,6 @@ max_retries = 0
   EXPECT_EQ(r.per_try_timeout, 2s);
   EXPECT_EQ(r.backoff_base, 10ms);
   EXPECT_EQ(r.backoff_max, 1s);
-  EXPECT_EQ(r.budget_percent, 50u);
-  EXPECT_EQ(r.budget_min, 1u);
   const auto& c = loaded.value->clusters[0];
   EXPECT_EQ(c.connect_timeout, 1s);
   EXPECT_EQ(c.tls_handshake_timeout, 3s);
@@ -159,6 +157,8 @@ max_retries = 0
   EXPECT_EQ(b.max_pending, 20u);
   EXPECT_EQ(b.max_requests, 30u);
   EXPECT_EQ(b.max_retries, 0u);
+  EXPECT_EQ(b.retry_budget_percent, 50u);
+  EXPECT_EQ(b.retry_budget_min, 1u);
 }
 
 TEST(Routes, PolicyDefaults) {
@@ -171,7 +171,72 @@ TEST(Routes, PolicyDefaults) {
             (std::vector<std::pair<unsigned, unsigned>>{{200, 399}}));
   EXPECT_EQ(c.outlier.consecutive_5xx, 5u);
   EXPECT_EQ(c.circuit_breaker.max_requests, 1024u);
+  EXPECT_EQ(c.circuit_breaker.retry_budget_percent, 20u);
+  EXPECT_EQ(c.circuit_breaker.retry_budget_min, 3u);
   EXPECT_EQ(c.connect_timeout, 5s);
+}
+
+// The retry budget compares counters of the whole cluster, so it moved from [routes.retry] to
+// [clusters.NAME.circuit_breaker]: the old keys are refused with the new key's full path (the
+// route's cluster when it has a usable name), not as unknown keys.
+TEST(Routes, RetryBudgetKeysMovedToTheCluster) {
+  const std::string cluster = "[clusters.api]\nendpoints = [\"http://127.0.0.1:1\"]\n";
+  auto loaded = load_gateway_toml(
+      "[[routes]]\ncluster = \"api\"\n[routes.retry]\nbudget_percent = 50\nbudget_min = 1\n" +
+          cluster,
+      "gw.toml");
+  EXPECT_FALSE(loaded.value);
+  ASSERT_EQ(loaded.errors.size(), 2u) << join(loaded.errors);
+  EXPECT_EQ(loaded.errors[0],
+            "gw.toml:4:18: routes[0].retry.budget_percent: moved; set "
+            "clusters.api.circuit_breaker.retry_budget_percent (the budget is shared by every "
+            "route of a cluster)");
+  EXPECT_EQ(loaded.errors[1],
+            "gw.toml:5:14: routes[0].retry.budget_min: moved; set "
+            "clusters.api.circuit_breaker.retry_budget_min (the budget is shared by every route "
+            "of a cluster)");
+
+  // Without a usable cluster name (missing, or one that is not a name), the path says NAME.
+  loaded = load_gateway_toml("[[routes]]\n[routes.retry]\nbudget_min = 1\n" + cluster, "gw.toml");
+  EXPECT_TRUE(has_error(loaded.errors,
+                        "routes[0].retry.budget_min: moved; set "
+                        "clusters.NAME.circuit_breaker.retry_budget_min"))
+      << join(loaded.errors);
+  loaded = load_gateway_toml(
+      "[[routes]]\ncluster = \"a b\"\n[routes.retry]\nbudget_percent = 1\n" + cluster, "gw.toml");
+  EXPECT_TRUE(has_error(loaded.errors, "set clusters.NAME.circuit_breaker.retry_budget_percent"))
+      << join(loaded.errors);
+
+  // The new names in the old place, and the old names in the new place, say what to write.
+  loaded =
+      load_gateway_toml("[[routes]]\ncluster = \"api\"\n[routes.retry]\nretry_budget_min = 1\n" +
+                            cluster + "[clusters.api.circuit_breaker]\nbudget_percent = 5\n",
+                        "gw.toml");
+  EXPECT_TRUE(has_error(loaded.errors,
+                        "routes[0].retry.retry_budget_min: belongs to the cluster; set "
+                        "clusters.api.circuit_breaker.retry_budget_min (the budget is shared by "
+                        "every route of a cluster)"))
+      << join(loaded.errors);
+  EXPECT_TRUE(has_error(loaded.errors,
+                        "clusters.api.circuit_breaker.budget_percent: is called "
+                        "retry_budget_percent here"))
+      << join(loaded.errors);
+  EXPECT_EQ(loaded.errors.size(), 2u) << join(loaded.errors);
+
+  // A typo in [routes.retry] is not pointed at a key that moved away.
+  loaded = load_gateway_toml(
+      "[[routes]]\ncluster = \"api\"\n[routes.retry]\nbudget_percnt = 1\n" + cluster, "gw.toml");
+  ASSERT_EQ(loaded.errors.size(), 1u) << join(loaded.errors);
+  EXPECT_EQ(loaded.errors[0], "gw.toml:4:1: unknown key 'routes[0].retry.budget_percnt'");
+
+  // In their new place they load.
+  loaded = load_gateway_toml(
+      "[[routes]]\ncluster = \"api\"\n" + cluster +
+          "[clusters.api.circuit_breaker]\nretry_budget_percent = 0\nretry_budget_min = 0\n",
+      "gw.toml");
+  ASSERT_TRUE(loaded.value) << join(loaded.errors);
+  EXPECT_EQ(loaded.value->clusters[0].circuit_breaker.retry_budget_percent, 0u);
+  EXPECT_EQ(loaded.value->clusters[0].circuit_breaker.retry_budget_min, 0u);
 }
 
 TEST(Routes, ParseEndpoint) {
@@ -266,6 +331,18 @@ TEST(Routes, EachRuleReportsItsKey) {
        "clusters.c.circuit_breaker.max_requests: must be between 1"},
       {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.circuit_breaker]\nmax_reqs = 1\n",
        "max_reqs"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.circuit_breaker]\n"
+       "retry_budget_percent = 101\n",
+       "clusters.c.circuit_breaker.retry_budget_percent: must be between 0 and 100, got 101"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.circuit_breaker]\n"
+       "retry_budget_min = 100001\n",
+       "clusters.c.circuit_breaker.retry_budget_min: must be between 0 and 100000"},
+      {"[clusters.c]\nendpoints = [\"http://h:1\"]\n[clusters.c.circuit_breaker]\n"
+       "retry_budget_min = -1\n",
+       "clusters.c.circuit_breaker.retry_budget_min: must not be negative"},
+      {"[[routes]]\ncluster = \"c\"\n[routes.retry]\nbudget_percent = 20\n" + cluster,
+       "routes[0].retry.budget_percent: moved; set "
+       "clusters.c.circuit_breaker.retry_budget_percent"},
       {"[[routes]]\ncluster = \"c\"\n[routes.retry]\non = [\"5xx\", \"gateway-error\"]\n" + cluster,
        "routes[0].retry.on: expected \"connect_failure\""},
       {"[[routes]]\ncluster = \"c\"\n[routes.retry]\non = [\"302\"]\n" + cluster,

@@ -98,6 +98,14 @@ TEST(ValidateGateway, EachRuleReportsItsKey) {
        "has address bits set beyond its prefix length"},
       {"cidr mapped", [](auto& c) { c.http.trusted_proxies = {"::ffff:10.0.0.1"}; },
        "write an IPv4 network in IPv4 form"},
+      // The validator and the request path share one parser (core/cidr.h): what the request
+      // path would drop is refused here, with what to write instead.
+      {"cidr mapped hex", [](auto& c) { c.http.trusted_proxies = {"::ffff:a00:0/104"}; },
+       "element 0: write an IPv4 network in IPv4 form (\"10.0.0.0/8\")"},
+      {"cidr long prefix", [](auto& c) { c.http.trusted_proxies = {"10.0.0.0/0008"}; },
+       "element 0: the prefix length of \"10.0.0.0/0008\" must be 0-32"},
+      {"cidr host bits readings", [](auto& c) { c.http.trusted_proxies = {"10.1.0.0/8"}; },
+       "write \"10.0.0.0/8\" for the network or \"10.1.0.0\" for the one address"},
       {"hide name", [](auto& c) { c.http.hide_response_headers = {"Bad Name"}; },
        "http.hide_response_headers: invalid header name"},
       {"hide framing", [](auto& c) { c.http.hide_response_headers = {"Content-Length"}; },
@@ -124,7 +132,13 @@ TEST(ValidateGateway, AcceptsEdgeValues) {
   c.max_frame = 1024;
   c.window = 1024;
   c.heartbeat_interval = 29'999ms;
-  c.http.trusted_proxies = {"0.0.0.0/0", "10.0.0.0/8", "192.0.2.7", "::/0", "2001:db8::/32", "::1"};
+  c.http.trusted_proxies = {"0.0.0.0/0",
+                            "10.0.0.0/8",
+                            "192.0.2.7",
+                            "::/0",
+                            "2001:db8::/32",
+                            "::1",
+                            "64:ff9b::192.0.2.0/120"};
   c.http.hide_response_headers = {"Server", "x-powered-by"};
   c.http.escaped_slashes = "decode";
   c.http.headers_with_underscores = "allow";

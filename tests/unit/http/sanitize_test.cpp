@@ -227,26 +227,12 @@ TEST(UnderscoreHeaders, Policies) {
 
 // --- Trusted networks --------------------------------------------------------------------------
 
-TEST(Cidr, Parse) {
-  EXPECT_TRUE(parse_cidr("10.0.0.0/8"));
-  EXPECT_TRUE(parse_cidr("0.0.0.0/0"));
-  EXPECT_TRUE(parse_cidr("192.0.2.7"));
-  EXPECT_TRUE(parse_cidr("2001:db8::/32"));
-  EXPECT_TRUE(parse_cidr("::/0"));
-  EXPECT_TRUE(parse_cidr("::1"));
-  EXPECT_EQ(parse_cidr("192.0.2.7")->prefix, 32u);
-  EXPECT_EQ(parse_cidr("::1")->prefix, 128u);
-  for (std::string_view bad :
-       {"", "10.0.0.0/", "10.0.0.0/33", "10.0.0.1/8", "10.0.0.0/-1", "10.0.0.0/8x", "::/129",
-        "host.example", "10.0.0", "::ffff:1.2.3.4", "2001:db8::1/32", "10.0.0.0/0008"}) {
-    EXPECT_FALSE(parse_cidr(bad)) << bad;
-  }
-}
-
+// The parser and the per-network match are tested with core/cidr.h (tests/unit/core/cidr_test.cpp);
+// here, the set of trusted networks as the request path asks it, with addresses as text.
 TEST(CidrSet, Contains) {
   std::vector<Cidr> nets;
   for (auto t : {"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "172.16.0.0/12"}) {
-    nets.push_back(*parse_cidr(t));
+    nets.push_back(*Cidr::parse(t));
   }
   const CidrSet set(nets);
   struct Case {
@@ -265,10 +251,10 @@ TEST(CidrSet, Contains) {
   };
   for (const auto& c : cases) EXPECT_EQ(set.contains(c.ip), c.in) << c.ip;
   EXPECT_FALSE(CidrSet().contains("10.0.0.1"));
-  const CidrSet all({*parse_cidr("0.0.0.0/0"), *parse_cidr("::/0")});
+  const CidrSet all({*Cidr::parse("0.0.0.0/0"), *Cidr::parse("::/0")});
   EXPECT_TRUE(all.contains("203.0.113.9"));
   EXPECT_TRUE(all.contains("::1"));
-  EXPECT_TRUE(CidrSet({*parse_cidr("fe80::/10")}).contains("fe80::1%eth0"));
+  EXPECT_TRUE(CidrSet({*Cidr::parse("fe80::/10")}).contains("fe80::1%eth0"));
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 // HealthTracker: exact transition sequences at and around both thresholds, runs that a single
-// opposite outcome resets, one report per transition; status_expected at the range edges.
+// opposite outcome resets, one report per transition; status_expected at the range edges;
+// judge_check_response on well-formed, malformed, partial, interim and oversized heads.
 #include "proxy/health.h"
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace proxer::proxy {
@@ -144,6 +147,120 @@ TEST(StatusExpected, AnEmptyListAcceptsNothing) {
   config::HealthCheckConfig cfg;
   cfg.expected_status.clear();
   for (unsigned s : {100u, 200u, 204u, 399u, 500u}) EXPECT_FALSE(status_expected(s, cfg)) << s;
+}
+
+// --- judge_check_response --------------------------------------------------------------------
+
+// The verdict as text: "pass 200", "fail 503: status 503", "fail: <reason>", or "more" (nullopt).
+std::string judged(std::string_view received, const config::HealthCheckConfig& cfg = {}) {
+  const auto v = judge_check_response(received, cfg);
+  if (!v) return "more";
+  if (v->passed) return "pass " + std::to_string(v->status);
+  if (v->status != 0) return "fail " + std::to_string(v->status) + ": " + v->reason;
+  return "fail: " + v->reason;
+}
+
+TEST(JudgeCheckResponse, WellFormedHeads) {
+  EXPECT_EQ(judged("HTTP/1.1 200 OK\r\n\r\n"), "pass 200");
+  EXPECT_EQ(judged("HTTP/1.0 204 No Content\r\nServer: x\r\n\r\n"), "pass 204");
+  EXPECT_EQ(judged("HTTP/1.1 399 Whatever\r\n\r\n"), "pass 399");
+  // The reason phrase is optional, with or without the space before it.
+  EXPECT_EQ(judged("HTTP/1.1 200\r\n\r\n"), "pass 200");
+  EXPECT_EQ(judged("HTTP/1.1 200 \r\n\r\n"), "pass 200");
+  // The body (here, bytes after the head) is never looked at.
+  EXPECT_EQ(judged("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), "pass 200");
+  EXPECT_EQ(judged("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n\x01garbage"), "pass 200");
+}
+
+TEST(JudgeCheckResponse, UnexpectedStatusesFail) {
+  EXPECT_EQ(judged("HTTP/1.1 503 Service Unavailable\r\n\r\n"), "fail 503: status 503");
+  EXPECT_EQ(judged("HTTP/1.1 400\r\n\r\n"), "fail 400: status 400");
+  EXPECT_EQ(judged("HTTP/1.1 101 Switching Protocols\r\n\r\n"), "fail 101: status 101");
+  config::HealthCheckConfig only_200;
+  only_200.expected_status = {{200, 200}};
+  EXPECT_EQ(judged("HTTP/1.1 200\r\n\r\n", only_200), "pass 200");
+  EXPECT_EQ(judged("HTTP/1.1 204\r\n\r\n", only_200), "fail 204: status 204");
+}
+
+TEST(JudgeCheckResponse, MalformedStatusLinesFail) {
+  for (std::string_view bad : {
+           "HTTP/1.1 2000 OK\r\n\r\n",
+           "HTTP/1.1 20\r\n\r\n",
+           "HTTP/1.1 20 OK\r\n\r\n",
+           "HTTP/1.1 2x0 OK\r\n\r\n",
+           "HTTP/1.1 099 Low\r\n\r\n",
+           "HTTP/1.1  200 OK\r\n\r\n",
+           "HTTP/1.1\r\n\r\n",
+           "HTTP/2 200\r\n\r\n",
+           "HTTP/1.2 200 OK\r\n\r\n",
+           "http/1.1 200 OK\r\n\r\n",
+           "ICY 200 OK\r\n\r\n",
+           "garbage\r\n\r\n",
+           "\r\n\r\n",
+           "SSH-2.0-OpenSSH_9.2\r\n",  // a complete line is judged without the rest of a head
+           "HTTP/1.1 2000 OK\r\n",
+           "HTTP/1.1 200 OK\x01\r\n",
+       }) {
+    const auto v = judged(bad);
+    EXPECT_TRUE(v.starts_with("fail: malformed response head: ")) << bad << " -> " << v;
+  }
+  EXPECT_EQ(judged("HTTP/1.1 2000 OK\r\n\r\n"),
+            "fail: malformed response head: invalid status line");
+}
+
+TEST(JudgeCheckResponse, MalformedFieldsFail) {
+  for (std::string_view bad : {
+           "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+           "HTTP/1.1 200 OK\r\n folded\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+           "HTTP/1.1 200 OK\nX: y\r\n\r\n",
+       }) {
+    const auto v = judged(bad);
+    EXPECT_TRUE(v.starts_with("fail: malformed response head: ")) << bad << " -> " << v;
+  }
+}
+
+TEST(JudgeCheckResponse, WaitsForTheRestOfTheHead) {
+  for (std::string_view partial :
+       {"", "H", "HTTP/1.1 200", "HTTP/1.1 200 OK", "HTTP/1.1 200 OK\r", "HTTP/1.1 200 OK\r\n",
+        "HTTP/1.1 200 OK\r\nServer: x\r\n", "HTTP/1.1 200 OK\r\n\r", "garbage with no line end"}) {
+    EXPECT_EQ(judged(partial), "more") << partial;
+  }
+  // Every prefix of a good response waits, and the whole passes.
+  const std::string_view good = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  for (std::size_t i = 0; i < good.size(); ++i) EXPECT_EQ(judged(good.substr(0, i)), "more") << i;
+  EXPECT_EQ(judged(good), "pass 200");
+}
+
+TEST(JudgeCheckResponse, SkipsInterimHeads) {
+  EXPECT_EQ(judged("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"), "pass 200");
+  EXPECT_EQ(judged("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 100\r\n\r\n"
+                   "HTTP/1.1 503\r\n\r\n"),
+            "fail 503: status 503");
+  EXPECT_EQ(judged("HTTP/1.1 100 Continue\r\n\r\n"), "more");
+  EXPECT_EQ(judged("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2000\r\n"),
+            "fail: malformed response head: invalid status line");
+}
+
+TEST(JudgeCheckResponse, OversizedHeadsFail) {
+  const std::string field = "X-Pad: " + std::string(1000, 'a') + "\r\n";
+  std::string head = "HTTP/1.1 200 OK\r\n";
+  while (head.size() <= kMaxCheckHead) head += field;
+  const std::string oversized = "fail: response head larger than 16 KiB";
+  EXPECT_EQ(judged(head), oversized);           // no end in sight
+  EXPECT_EQ(judged(head + "\r\n"), oversized);  // complete, but too large
+  EXPECT_EQ(judged(std::string(kMaxCheckHead + 1, 'x')), oversized);
+  // Exactly at the limit, complete: judged.
+  std::string at_limit = "HTTP/1.1 200 OK\r\nX-Pad: ";
+  at_limit += std::string(kMaxCheckHead - at_limit.size() - 4, 'a') + "\r\n\r\n";
+  ASSERT_EQ(at_limit.size(), kMaxCheckHead);
+  EXPECT_EQ(judged(at_limit), "pass 200");
+  // Interim heads count toward the limit.
+  std::string interim;
+  while (interim.size() <= kMaxCheckHead) interim += "HTTP/1.1 100 Continue\r\n\r\n";
+  EXPECT_EQ(judged(interim + "HTTP/1.1 200 OK\r\n\r\n"), oversized);
+  // A small head followed by a large body is fine.
+  EXPECT_EQ(judged("HTTP/1.1 200 OK\r\n\r\n" + std::string(64 * 1024, 'b')), "pass 200");
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Retry decisions: the idempotent set, parsing of `on`, attempt counting, the safety rule over
 // every verb x failure x sent x replayable combination, backoff bounds and growth (fixed seed),
-// and the budget at its boundaries, overflow included.
+// and the budget at its boundaries, overflow included, read from the cluster's circuit_breaker.
 #include "proxy/retry.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +10,8 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include "proxy/cluster.h"
 
 namespace proxer::proxy {
 namespace {
@@ -273,7 +275,9 @@ TEST(Retry, BackoffIsDeterministicForASeed) {
 }
 
 TEST(RetryBudget, TheMinimumHoldsWhenTrafficIsLight) {
-  const RetryBudget b{config::RetryConfig{}};  // 20%, min 3
+  const RetryBudget b{config::BreakerConfig{}};  // retry_budget_percent 20, retry_budget_min 3
+  EXPECT_EQ(b.percent(), 20u);
+  EXPECT_EQ(b.min(), 3u);
   EXPECT_TRUE(b.allow(0, 0));
   EXPECT_TRUE(b.allow(0, 2));
   EXPECT_FALSE(b.allow(0, 3));
@@ -320,6 +324,43 @@ TEST(RetryBudget, NoOverflowWithHugeCounts) {
   const RetryBudget huge(std::numeric_limits<std::uint32_t>::max(), 0);
   EXPECT_TRUE(huge.allow(kMax, kMax - 1));  // saturates instead of wrapping
   EXPECT_TRUE(huge.allow(kMax / 1000, kMax - 1));
+}
+
+// The budget is the cluster's: its circuit_breaker sets it, and it is compared with the
+// cluster's counters, which every route of the cluster moves.
+TEST(RetryBudget, IsTheClustersAndComparesItsCounters) {
+  config::ClusterConfig cfg;
+  cfg.name = "api";
+  cfg.endpoints = {config::EndpointConfig{.url = "http://127.0.0.1:1"}};
+  cfg.circuit_breaker.retry_budget_percent = 50;
+  cfg.circuit_breaker.retry_budget_min = 1;
+  Cluster c(cfg, 1);
+  EXPECT_EQ(c.retry_budget().percent(), 50u);
+  EXPECT_EQ(c.retry_budget().min(), 1u);
+  EXPECT_TRUE(c.retry_budget_allows());  // the minimum, with nothing in flight
+  c.active_retries = 1;
+  EXPECT_FALSE(c.retry_budget_allows());
+  c.active_requests = 4;  // 50% of 4 = 2
+  EXPECT_TRUE(c.retry_budget_allows());
+  c.active_retries = 2;
+  EXPECT_FALSE(c.retry_budget_allows());
+
+  // A cluster built from another budget (what a reload does when the config changes).
+  cfg.circuit_breaker.retry_budget_percent = 0;
+  cfg.circuit_breaker.retry_budget_min = 0;
+  Cluster none(cfg, 1);
+  EXPECT_FALSE(none.retry_budget_allows());
+  none.active_requests = 1'000'000;
+  EXPECT_FALSE(none.retry_budget_allows());
+
+  // The defaults: 20%, at least 3.
+  Cluster def(config::ClusterConfig{.name = "d", .endpoints = cfg.endpoints}, 1);
+  def.active_retries = 2;
+  EXPECT_TRUE(def.retry_budget_allows());
+  def.active_retries = 3;
+  EXPECT_FALSE(def.retry_budget_allows());
+  def.active_requests = 20;
+  EXPECT_TRUE(def.retry_budget_allows());
 }
 
 }  // namespace
