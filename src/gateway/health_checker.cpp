@@ -4,18 +4,16 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/parser.hpp>
 
 #include "core/log.h"
 #include "gateway/context.h"
+#include "http/response_head.h"
 #include "http/rules.h"
 #include "proxy/health.h"
 
 namespace proxer::gateway {
 
 using namespace net::experimental::awaitable_operators;
-namespace bhttp = boost::beast::http;
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -285,16 +283,14 @@ awaitable<HealthChecker::Outcome> HealthChecker::exchange(Probe& p, const std::s
       }
     }
     const auto head = p.up.peek_all().substr(0, head_len);
-    bhttp::response_parser<bhttp::empty_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(kMaxHead) + 1);
-    parser.eager(false);
-    error_code pec;
-    parser.put(net::buffer(head.data(), head.size()), pec);
-    if (pec || !parser.is_header_done()) {
-      o.reason = "malformed response head" + (pec ? ": " + pec.message() : std::string());
+    // The relay's own rules (so "HTTP/1.1 200" without a reason passes, as the agent's check
+    // and the relay accept it).
+    http::ResponseHead parsed;
+    if (auto bad = http::parse_response_head(head, parsed)) {
+      o.reason = "malformed response head: " + *bad;
       co_return o;
     }
-    const unsigned status = parser.get().result_int();
+    const unsigned status = parsed.status;
     p.up.consume(head_len);
     if (status >= 100 && status < 200 && status != 101) continue;  // interim: the real one follows
     if (!proxy::status_expected(status, hc_)) {

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
 #include <functional>
 #include <map>
 #include <set>
@@ -66,6 +68,63 @@ TEST(HealthChecker, NoAnswerFailsAtTheDeadline) {
   checker->stop();
   ioc.run_for(1s);
   EXPECT_TRUE(ioc.stopped());
+}
+
+// Answers every connection with `response` after reading the request head, then closes.
+struct RawServer {
+  RawServer(net::io_context& ioc, std::string resp)
+      : acceptor(ioc, {net::ip::make_address("127.0.0.1"), 0}), response(std::move(resp)) {
+    acceptor.listen(16);
+    accept();
+  }
+  void accept() {
+    acceptor.async_accept([this](error_code ec, tcp::socket s) {
+      if (ec) return;
+      auto sock = std::make_shared<tcp::socket>(std::move(s));
+      auto buf = std::make_shared<std::string>();
+      net::async_read_until(
+          *sock, net::dynamic_buffer(*buf), "\r\n\r\n", [this, sock, buf](error_code, std::size_t) {
+            net::async_write(*sock, net::buffer(response), [sock](error_code, std::size_t) {});
+          });
+      accept();
+    });
+  }
+  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+  tcp::acceptor acceptor;
+  std::string response;
+};
+
+// Runs checks against `response` until `checks` have completed; returns the checker's stats.
+HealthCheckStats check_against(const std::string& response, std::uint64_t checks) {
+  net::io_context ioc;
+  RawServer server(ioc, response);
+  Context ctx(config_with(server.port(), 10ms, 1000ms), ioc.get_executor());
+  auto cluster = ctx.routes->clusters.at(0);
+  auto checker = std::make_shared<HealthChecker>(ctx, cluster);
+  checker->start();
+  const auto started = std::chrono::steady_clock::now();
+  while (checker->stats().checks < checks && std::chrono::steady_clock::now() - started < 5s) {
+    ioc.run_for(10ms);
+  }
+  auto stats = checker->stats();
+  checker->stop();
+  server.acceptor.close();
+  ioc.run_for(1s);
+  return stats;
+}
+
+// The status line is judged by the relay's rules: no reason phrase is fine (as nginx and the
+// agent's own check accept it), a four-digit status is not.
+TEST(HealthChecker, StatusLineByTheRelaysRules) {
+  const auto no_reason = check_against("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", 3);
+  EXPECT_GE(no_reason.checks, 3u);
+  EXPECT_EQ(no_reason.failed, 0u);
+  EXPECT_EQ(no_reason.became_unhealthy, 0u);
+
+  const auto four_digits = check_against("HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", 3);
+  EXPECT_GE(four_digits.checks, 3u);
+  EXPECT_EQ(four_digits.failed, four_digits.checks);
+  EXPECT_EQ(four_digits.became_unhealthy, 1u);
 }
 
 TEST(HealthChecker, StopEndsAProbeInFlightAtOnce) {
