@@ -619,7 +619,9 @@ void serialize_response_head(const bhttp::response_header<>& h, std::string& out
   out.reserve(out.size() + 512);
   const auto status = h.result_int();
   auto reason = h.reason();
-  if (reason.empty() || reason.starts_with('<')) reason = standard_reason(status);
+  // Beast reports a missing reason as "<unknown-status>" for codes it does not know; a real
+  // reason that starts with '<' is a reason like any other (the raw relay keeps it too).
+  if (reason.empty() || reason == "<unknown-status>") reason = standard_reason(status);
   append_status_line(out, status, reason);
   append_fields(out, h);
   out.append("\r\n");
