@@ -759,3 +759,26 @@ def _dump_logs(title, procs):
     out.append("=" * 70)
     sys.stderr.write("\n".join(out) + "\n")
     sys.stderr.flush()
+
+
+class ThreadedServer:
+    """A TCP listener on loopback that serves each accepted connection on its own thread with
+    self._serve(conn) (subclasses define it); close() stops accepting."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def close(self):
+        self.sock.close()

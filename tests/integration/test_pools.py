@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import socket
-import threading
 import time
 
 import harness
@@ -66,25 +65,13 @@ def served_by(port, path, count, host=None):
     return ports
 
 
-class RawTarget:
+class RawTarget(harness.ThreadedServer):
     """A local target that answers every request head with `self.reply` (raw bytes, settable)
     and closes: a health check's view of a server that writes its status line by hand."""
 
     def __init__(self, reply):
         self.reply = reply
-        self.sock = socket.socket()
-        self.sock.bind((harness.LOOPBACK, 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, conn):
         conn.settimeout(10)
@@ -100,8 +87,6 @@ class RawTarget:
             except OSError:
                 return
 
-    def close(self):
-        self.sock.close()
 
 
 class PoolsTest(harness.ProxerTestCase):

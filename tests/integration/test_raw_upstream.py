@@ -6,7 +6,6 @@ tolerates (no SP after the status code), chunked bodies, and that a malformed he
 
 import os
 import socket
-import threading
 import unittest
 
 import harness
@@ -25,23 +24,11 @@ RESPONSES = {
 }
 
 
-class RawUpstream:
+class RawUpstream(harness.ThreadedServer):
     """Answers each request head with RESPONSES[path], keeps the connection (HTTP/1.1)."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, conn):
         conn.settimeout(10)
@@ -60,8 +47,6 @@ class RawUpstream:
                 path = head.split(b" ", 2)[1]
                 conn.sendall(RESPONSES.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
 
-    def close(self):
-        self.sock.close()
 
 
 class RawUpstreamTest(harness.ProxerTestCase):
