@@ -169,6 +169,9 @@ std::string clusters_json(const Context& ctx, TimePoint now) {
                                    {"open", c.breaker().open(r)},
                                    {"overflow", c.breaker().overflow(r)}};
     }
+    breaker["retry_budget"] = json::object{{"percent", c.retry_budget().percent()},
+                                           {"min", c.retry_budget().min()},
+                                           {"allows_retry", c.retry_budget_allows()}};
     json::array endpoints;
     for (std::size_t i = 0; i < c.endpoints().size(); ++i) {
       const auto& e = c.endpoints()[i];

@@ -1,5 +1,6 @@
 // Framing checks on raw HTTP/1.1 heads, before Beast parses them. See rules.h for what Beast
 // itself lets through and why each rule exists.
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -64,7 +65,13 @@ class HeadScanner {
 
   // "HTTP/1.1" or "HTTP/1.0".
   const char* version() {
-    if (left() < 8) return kIncomplete;
+    if (left() < 8) {
+      // A short head that already differs from "HTTP/1.x" is wrong, not incomplete.
+      constexpr std::string_view kPrefix = "HTTP/1.";
+      const std::size_t n = std::min(left(), kPrefix.size());
+      if (std::string_view(p_, n) != kPrefix.substr(0, n)) return "unsupported HTTP version";
+      return kIncomplete;
+    }
     if (std::string_view(p_, 7) != "HTTP/1." || (p_[7] != '0' && p_[7] != '1')) {
       return "unsupported HTTP version";
     }

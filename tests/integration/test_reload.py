@@ -196,6 +196,8 @@ class RetryBudgetReloadTest(harness.ProxerTestCase):
         self.assertNotIn(b"attempts failed", body)
         c = self.cluster()
         self.assertEqual((c["requests"], c["retries"], c["retry_budget_spent"]), (1, 0, 1))
+        self.assertEqual(c["circuit_breaker"]["retry_budget"],
+                         {"percent": 0, "min": 0, "allows_retry": False})
 
         reloads = self.log().count("configuration reloaded")
         write_atomically(self.conf, budget_config_text(self.dead_port, 1))
@@ -207,6 +209,8 @@ class RetryBudgetReloadTest(harness.ProxerTestCase):
         self.assertIn(b"2 attempts failed", body)
         c = self.cluster()
         self.assertEqual((c["requests"], c["retries"], c["retry_budget_spent"]), (1, 1, 0))
+        self.assertEqual(c["circuit_breaker"]["retry_budget"],
+                         {"percent": 0, "min": 1, "allows_retry": True})
 
     def test_the_old_route_keys_are_refused_with_the_new_key(self):
         # A file with the old per-route key: the reload is rejected with the key to set instead.

@@ -155,6 +155,9 @@ TEST_F(MetricsTest, ClustersJson) {
   EXPECT_EQ(j.at("ejections"), 1);
   EXPECT_EQ(j.at("circuit_breaker").at("requests").at("limit"), 1024);
   EXPECT_EQ(j.at("circuit_breaker").at("requests").at("open"), false);
+  EXPECT_EQ(j.at("circuit_breaker").at("retry_budget").at("percent"), 20);
+  EXPECT_EQ(j.at("circuit_breaker").at("retry_budget").at("min"), 3);
+  EXPECT_EQ(j.at("circuit_breaker").at("retry_budget").at("allows_retry"), true);
   const auto& eps = j.at("endpoints").as_array();
   ASSERT_EQ(eps.size(), 3u);
   EXPECT_EQ(eps[1].at("url"), "http://10.0.0.2:80");

@@ -264,6 +264,10 @@ const HeadCase kResponseCases[] = {
     {"status leading 0", "HTTP/1.1 099 OK\r\n\r\n", "invalid status line"},
     {"HTTP/2", "HTTP/2 200 OK\r\n\r\n", "unsupported HTTP version"},
     {"garbage", "hello\r\n\r\n", "unsupported HTTP version"},
+    {"short garbage", "OK\r\n\r\n", "unsupported HTTP version"},
+    {"short HTTP", "HTTP\r\n\r\n", "unsupported HTTP version"},
+    {"version cut short", "HTTP/1.", "incomplete head"},
+    {"first bytes", "HT", "incomplete head"},
     {"CTL in reason", "HTTP/1.1 200 O\x01K\r\n\r\n", "invalid status line"},
     {"incomplete", "HTTP/1.1 200 OK\r\n", "incomplete head"},
 };
