@@ -18,6 +18,14 @@
 #   bash bench/proxy.sh                 # as root: private network namespace (unshare --net)
 #   NETNS=0 bash bench/proxy.sh         # stay in the host network namespace (loopback only)
 #   DURATION=10s CONNS=50 ROWS="direct nginx haproxy proxer" PERF=1 bash bench/proxy.sh
+#   PAIRS=7 DURATION=5s ROWS="nginx haproxy proxer" bash bench/proxy.sh   # rounds, see below
+#
+# PAIRS=N replaces the measurements below with N rounds of c=CONNS /hello, each round running
+# every row once, back to back (odd rounds in row order, even rounds reversed), and prints each
+# round's req/s and user/system CPU per request with every row's ratio to nginx in that round,
+# then the median ratio over the rounds. On a noisy guest the hypervisor can slow one process
+# for seconds; short alternating rounds spread that over all rows, and the median of ratios
+# taken within a round is steadier than any one long run.
 #
 # PERF=1 adds, after the tables, one 8 s c=50 /hello run per proxy under `perf record` and
 # `perf stat` (needs perf: apt-get install linux-perf): each proxy's CPU per request split into
@@ -35,6 +43,7 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-50}
 ROWS=${ROWS:-direct nginx haproxy proxer}
 PERF=${PERF:-0}
+PAIRS=${PAIRS:-0}
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -183,6 +192,7 @@ log "proxer: pid ${PROC[proxer]:-none}, threads: $(awk '/^Threads:/ { print $2 }
 # --- measuring -------------------------------------------------------------------
 hz=$(getconf CLK_TCK)
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime, whole process
+uticks() { awk '{ print $14 }' "/proc/$1/stat"; }         # utime alone
 # Busy time of all CPUs: user, nice, system, irq, softirq, steal. Softirq counts because a
 # process's own stime includes the loopback softirq work done in its context, which /proc/stat
 # files under softirq.
@@ -205,12 +215,15 @@ declare -A R=()   # R[key.field,row]
 wrk_run() {
   local key=$1 row=$2 path=$3 c=$4 out="$RAW/$1.$2.txt" x0 x1 b0 b1 t0 t1 w0 w1 s0 s1 reqs
   sleep 1   # let the previous run's connections drain
-  x0=$(ticks "${PROC[$row]}"); b0=$(ticks "$backend_worker"); t0=$EPOCHREALTIME
+  local u0 u1
+  x0=$(ticks "${PROC[$row]}"); u0=$(uticks "${PROC[$row]}"); b0=$(ticks "$backend_worker")
+  t0=$EPOCHREALTIME
   child_ticks; w0=$CT; s0=$(sys_ticks)
   timeout 60 wrk -t1 -c"$c" -d"$DURATION" --timeout 5s --latency \
     "http://127.0.0.1:${PORT[$row]}$path" >"$out" 2>&1 || true
   s1=$(sys_ticks); child_ticks; w1=$CT
-  x1=$(ticks "${PROC[$row]}"); b1=$(ticks "$backend_worker"); t1=$EPOCHREALTIME
+  x1=$(ticks "${PROC[$row]}"); u1=$(uticks "${PROC[$row]}"); b1=$(ticks "$backend_worker")
+  t1=$EPOCHREALTIME
   # CPU the rest of the machine used meanwhile (other users' builds, tests...), % of one core:
   # the noise this run suffered. Our processes: the proxy, the backend worker, wrk.
   local ours=$(((x1 - x0) + (w1 - w0))); [[ $row == direct ]] || ours=$((ours + b1 - b0))
@@ -226,6 +239,8 @@ wrk_run() {
     -v hz="$hz" -v x=$((x1 - x0)) -v b=$((b1 - b0)) -v t0="$t0" -v t1="$t1" 'BEGIN {
       if (r == 0) { print "- - -"; exit }
       printf "%.1f %.1f %.0f\n", x * 1e6 / hz / r, b * 1e6 / hz / r, 100 * x / hz / (t1 - t0) }')
+  R[$key.ucpu,$row]=$(awk -v r="${reqs:-0}" -v hz="$hz" -v u=$((u1 - u0)) \
+    'BEGIN { if (r == 0) print "-"; else printf "%.1f", u * 1e6 / hz / r }')
   echo "ticks proxy=$((x1 - x0)) backend=$((b1 - b0)) wrk=$((w1 - w0)) machine=$((s1 - s0)) hz=$hz wall=$t0..$t1" >>"$out"
   log "  $key $row: ${R[$key.rps,$row]:-?} req/s p50 ${R[$key.p50,$row]}us p99 ${R[$key.p99,$row]}us err ${R[$key.err,$row]} cpu/req ${R[$key.cpu,$row]}us (backend ${R[$key.bcpu,$row]}us) busy ${R[$key.busy,$row]}% other load ${R[$key.other,$row]}%"
 }
@@ -234,6 +249,59 @@ for row in "${LIVE[@]}"; do   # warm-up: upstream pools, page cache, branch pred
   wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${PORT[$row]}/hello" >/dev/null 2>&1 || true
   wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:${PORT[$row]}/1k" >/dev/null 2>&1 || true
 done
+
+# --- PAIRS=N: alternating short rounds, ratios within each round -----------------------
+if ((PAIRS > 0)); then
+  has() { [[ " ${LIVE[*]} " == *" $1 "* ]]; }
+  ref=nginx; has nginx || ref=${LIVE[0]}
+  for ((i = 1; i <= PAIRS; i++)); do
+    log "round $i of $PAIRS: /hello c=$CONNS"
+    if ((i % 2)); then order=("${LIVE[@]}"); else order=("${REV[@]}"); fi
+    for row in "${order[@]}"; do wrk_run "p$i" "$row" /hello "$CONNS"; done
+  done
+  median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+    if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  rat() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {
+    if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "-"; else printf "%.2f", a / b }'; }
+  echo
+  echo "### $(date -u +%F) · $(nproc) cores · $PAIRS rounds of wrk -t1 -c$CONNS -d$DURATION /hello · network namespace: $PROXY_INNER"
+  echo
+  echo "Per round and row: req/s, the proxy's user and system CPU per request (µs), and req/s"
+  echo "relative to $ref in the same round. Odd rounds ran the rows in order, even rounds reversed."
+  echo
+  head="| round |"; sep="|---:|"
+  for row in "${LIVE[@]}"; do
+    head+=" $row req/s | user | sys |"; sep+="---:|---:|---:|"
+    [[ $row == "$ref" ]] || { head+=" x $ref |"; sep+="---:|"; }
+  done
+  head+=" other load |"; sep+="---:|"
+  echo "$head"; echo "$sep"
+  for ((i = 1; i <= PAIRS; i++)); do
+    line="| $i |"; worst=0
+    for row in "${LIVE[@]}"; do
+      line+=" ${R[p$i.rps,$row]} | ${R[p$i.ucpu,$row]} | $(awk -v c="${R[p$i.cpu,$row]}" -v u="${R[p$i.ucpu,$row]}" 'BEGIN { if (c ~ /^[0-9.]+$/ && u ~ /^[0-9.]+$/) printf "%.1f", c - u; else print "-" }') |"
+      [[ $row == "$ref" ]] || line+=" $(rat "${R[p$i.rps,$row]}" "${R[p$i.rps,$ref]}") |"
+      ((${R[p$i.other,$row]:-0} > worst)) && worst=${R[p$i.other,$row]}
+    done
+    echo "$line ≤$worst% |"
+  done
+  echo
+  for row in "${LIVE[@]}"; do
+    [[ $row == "$ref" ]] && continue
+    rps=$(for ((i = 1; i <= PAIRS; i++)); do rat "${R[p$i.rps,$row]}" "${R[p$i.rps,$ref]}"; echo; done | grep -v '^-' | median)
+    cpu=$(for ((i = 1; i <= PAIRS; i++)); do rat "${R[p$i.cpu,$row]}" "${R[p$i.cpu,$ref]}"; echo; done | grep -v '^-' | median)
+    usr=$(for ((i = 1; i <= PAIRS; i++)); do rat "${R[p$i.ucpu,$row]}" "${R[p$i.ucpu,$ref]}"; echo; done | grep -v '^-' | median)
+    lo=$(for ((i = 1; i <= PAIRS; i++)); do rat "${R[p$i.rps,$row]}" "${R[p$i.rps,$ref]}"; echo; done | grep -v '^-' | sort -g | head -1)
+    hi=$(for ((i = 1; i <= PAIRS; i++)); do rat "${R[p$i.rps,$row]}" "${R[p$i.rps,$ref]}"; echo; done | grep -v '^-' | sort -g | tail -1)
+    e=0; for ((i = 1; i <= PAIRS; i++)); do e=$((e + ${R[p$i.err,$row]:-0})); done
+    echo "- $row / $ref: req/s median **${rps}x** (range $lo-$hi), CPU per request median ${cpu}x (user ${usr}x), errors $e"
+  done
+  echo
+  echo "Versions: $(nginx -v 2>&1 | sed 's/.*version: //'), $(haproxy -v 2>/dev/null | awk 'NR == 1 { print "haproxy " $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }'), proxer $BIN (tree at $(cd "$root" && git log -1 --format=%h 2>/dev/null || echo '?'), binary built $(date -u -r "$BIN" +%FT%TZ))"
+  echo
+  echo "Raw wrk output: $RAW"
+  exit 0
+fi
 
 log "/hello c=$CONNS, round 1"; for row in "${LIVE[@]}"; do wrk_run h50a "$row" /hello "$CONNS"; done
 log "/1k c=$CONNS";             for row in "${LIVE[@]}"; do wrk_run k50 "$row" /1k "$CONNS"; done
