@@ -20,10 +20,10 @@
 #   DURATION=10s CONNS=50 ROWS="direct nginx haproxy proxer" PERF=1 bash bench/proxy.sh
 #   PAIRS=7 DURATION=5s ROWS="nginx haproxy proxer" bash bench/proxy.sh   # rounds, see below
 #
-# PAIRS=N replaces the measurements below with N rounds of c=CONNS /hello, each round running
-# every row once, back to back (odd rounds in row order, even rounds reversed), and prints each
-# round's req/s and user/system CPU per request with every row's ratio to nginx in that round,
-# then the median ratio over the rounds. On a noisy guest the hypervisor can slow one process
+# PAIRS=N replaces the measurements below with N rounds of c=CONNS on PAIRS_PATH (/hello, or
+# /1k), each round running every row once, back to back (odd rounds in row order, even rounds
+# reversed), and prints each round's req/s and user/system CPU per request with every row's
+# ratio to nginx in that round, then the median ratio over the rounds. On a noisy guest the hypervisor can slow one process
 # for seconds; short alternating rounds spread that over all rows, and the median of ratios
 # taken within a round is steadier than any one long run.
 #
@@ -44,6 +44,7 @@ CONNS=${CONNS:-50}
 ROWS=${ROWS:-direct nginx haproxy proxer}
 PERF=${PERF:-0}
 PAIRS=${PAIRS:-0}
+PAIRS_PATH=${PAIRS_PATH:-/hello}
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -255,16 +256,16 @@ if ((PAIRS > 0)); then
   has() { [[ " ${LIVE[*]} " == *" $1 "* ]]; }
   ref=nginx; has nginx || ref=${LIVE[0]}
   for ((i = 1; i <= PAIRS; i++)); do
-    log "round $i of $PAIRS: /hello c=$CONNS"
+    log "round $i of $PAIRS: $PAIRS_PATH c=$CONNS"
     if ((i % 2)); then order=("${LIVE[@]}"); else order=("${REV[@]}"); fi
-    for row in "${order[@]}"; do wrk_run "p$i" "$row" /hello "$CONNS"; done
+    for row in "${order[@]}"; do wrk_run "p$i" "$row" "$PAIRS_PATH" "$CONNS"; done
   done
   median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
     if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
   rat() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {
     if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "-"; else printf "%.2f", a / b }'; }
   echo
-  echo "### $(date -u +%F) · $(nproc) cores · $PAIRS rounds of wrk -t1 -c$CONNS -d$DURATION /hello · network namespace: $PROXY_INNER"
+  echo "### $(date -u +%F) · $(nproc) cores · $PAIRS rounds of wrk -t1 -c$CONNS -d$DURATION $PAIRS_PATH · network namespace: $PROXY_INNER"
   echo
   echo "Per round and row: req/s, the proxy's user and system CPU per request (µs), and req/s"
   echo "relative to $ref in the same round. Odd rounds ran the rows in order, even rounds reversed."

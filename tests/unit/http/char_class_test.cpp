@@ -4,6 +4,7 @@
 
 #include <random>
 #include <string>
+#include <string_view>
 
 namespace proxer::http::chars {
 namespace {
@@ -15,6 +16,11 @@ const char* slow_value_end(const char* p, const char* end) {
 
 const char* slow_target_end(const char* p, const char* end) {
   while (p != end && static_cast<unsigned char>(*p) > 0x20 && *p != 0x7F) ++p;
+  return p;
+}
+
+const char* slow_token_end(const char* p, const char* end) {
+  while (p != end && is_token_char(*p)) ++p;
   return p;
 }
 
@@ -46,6 +52,16 @@ TEST(CharClass, WordScannersAgreeWithByteLoops) {
         ASSERT_EQ(skip_value_chars(b, e), slow_value_end(b, e)) << stop << " " << len << " " << at;
         ASSERT_EQ(skip_target_chars(b, e), slow_target_end(b, e))
             << stop << " " << len << " " << at;
+        ASSERT_EQ(skip_token_chars(b, e), slow_token_end(b, e)) << stop << " " << len << " " << at;
+        // A HTAB before the stop: the value scan goes on past it, the others stop there.
+        if (at > 0) {
+          std::string t = s;
+          t[at - 1] = '\t';
+          const char* tb = t.data();
+          const char* te = t.data() + t.size();
+          ASSERT_EQ(skip_value_chars(tb, te), slow_value_end(tb, te)) << stop << " " << at;
+          ASSERT_EQ(skip_target_chars(tb, te), slow_target_end(tb, te)) << stop << " " << at;
+        }
       }
     }
   }
@@ -64,6 +80,16 @@ TEST(CharClass, WordScannersAgreeWithByteLoops) {
     const char* e = s.data() + s.size();
     ASSERT_EQ(skip_value_chars(b, e), slow_value_end(b, e)) << s;
     ASSERT_EQ(skip_target_chars(b, e), slow_target_end(b, e)) << s;
+    // Field names: mostly tchars, now and then anything.
+    std::string name(rng() % 40, 'x');
+    for (char& c : name) {
+      static constexpr std::string_view kTchars =
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~";
+      c = rng() % 50 ? kTchars[rng() % kTchars.size()] : static_cast<char>(rng() % 256);
+    }
+    ASSERT_EQ(skip_token_chars(name.data(), name.data() + name.size()),
+              slow_token_end(name.data(), name.data() + name.size()))
+        << name;
   }
 }
 
