@@ -63,8 +63,8 @@ struct Request {
   std::string target = "/";  // origin form (path and query, as received) or "*"; else a 400
   // As received, Host included (routes match on it). Hop-by-hop fields (Connection, Keep-Alive,
   // Upgrade, TE, Trailer, Transfer-Encoding, Proxy-Connection, Expect) and Content-Length are
-  // dropped: the engine frames `body` itself. Names must be tokens; a value containing CR, LF or
-  // NUL makes the request a 400.
+  // dropped: the engine frames `body` itself. Names must be tokens; a value with a control
+  // character other than HTAB (CR, LF, NUL, ...) or DEL makes the request a 400.
   std::vector<Header> headers;
   std::string body;
   // The client as the host saw it: "IP" or "IP:PORT" ("[v6]:PORT"). Goes into X-Forwarded-For /

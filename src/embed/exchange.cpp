@@ -23,16 +23,6 @@ std::shared_ptr<spdlog::logger> logger() {
   return l;
 }
 
-bool is_token(std::string_view s) {
-  static constexpr std::string_view kSpecials = "!#$%&'*+-.^_`|~";
-  if (s.empty()) return false;
-  for (char c : s) {
-    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (!alnum && kSpecials.find(c) == std::string_view::npos) return false;
-  }
-  return true;
-}
-
 // New internal connections: one end for the engine, the other served by the gateway's public
 // request path.
 class GatewayOpener final : public Opener {
@@ -132,7 +122,7 @@ bhttp::request_header<> match_head(const Request& r) {
 }
 
 std::optional<std::string> serialize_head(const Request& r, std::string& out) {
-  if (!is_token(r.method)) return "the method is not a token";
+  if (!http::is_token(r.method)) return "the method is not a token";
   if (r.target.empty() || (r.target.front() != '/' && r.target != "*")) {
     return "the target must start with '/'";
   }
@@ -141,9 +131,9 @@ std::optional<std::string> serialize_head(const Request& r, std::string& out) {
     if (u <= 0x20 || u == 0x7F) return "the target contains a space or a control character";
   }
   for (const auto& f : r.headers) {
-    if (!is_token(f.name)) return "a header name is not a token";
-    if (f.value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-      return "the value of header '" + f.name + "' contains CR, LF or NUL";
+    if (!http::is_token(f.name)) return "a header name is not a token";
+    if (!http::is_field_value(f.value)) {
+      return "the value of header '" + f.name + "' contains a control character (CR, LF, NUL...)";
     }
   }
   auto h = match_head(r);

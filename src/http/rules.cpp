@@ -214,6 +214,15 @@ std::string_view standard_reason(unsigned status) {
 
 // --- Routing -----------------------------------------------------------------------------------
 
+bool is_token(std::string_view s) {
+  return chars::is_token(s);
+}
+
+bool is_field_value(std::string_view s) {
+  const char* end = s.data() + s.size();
+  return chars::skip_value_chars(s.data(), end) == end;
+}
+
 bool valid_tunnel_name(std::string_view name) {
   if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
   for (char c : name) {

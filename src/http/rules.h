@@ -44,6 +44,13 @@ namespace proxer::http {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
+// --- Lexical rules (RFC 9110 §5.6.2, §5.5) -----------------------------------------------------
+
+// Whether s is a token: a method or a field name.
+bool is_token(std::string_view s);
+// Whether s may be sent as a field value: HTAB, SP, VCHAR and obs-text only (no CTL, no DEL).
+bool is_field_value(std::string_view s);
+
 // --- Routing -----------------------------------------------------------------------------------
 
 // Tunnel names: 1-63 characters of [a-z0-9-], not starting or ending with '-' (a DNS label).

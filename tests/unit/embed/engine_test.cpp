@@ -376,6 +376,13 @@ TEST_F(EngineTest, LimitsAndDeadline) {
   // Malformed requests never reach the gateway's path.
   r = wait(e->handle(get("/api/x", {{"X-Bad", "a\r\nInjected: 1"}})));
   EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find("contains a control character"), std::string::npos) << r.body;
+  // Any CTL but HTAB, and DEL, as the gateway's own head check rules: refused before sending.
+  r = wait(e->handle(get("/api/x", {{"X-Bad", std::string("a\x01b")}})));
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find("contains a control character"), std::string::npos) << r.body;
+  r = wait(e->handle(get("/api/x", {{"X-Bad", std::string("a\x7f")}})));
+  EXPECT_EQ(r.status, 400u);
   auto bad = get("/api/x");
   bad.method = "G T";
   EXPECT_EQ(wait(e->handle(bad)).status, 400u);

@@ -130,6 +130,22 @@ TEST(TunnelFromPath, SplitsNameAndRest) {
   }
 }
 
+TEST(LexicalRules, TokensAndFieldValues) {
+  EXPECT_TRUE(is_token("GET"));
+  EXPECT_TRUE(is_token("X-Custom_1!#$%&'*+-.^`|~"));
+  EXPECT_FALSE(is_token(""));
+  EXPECT_FALSE(is_token("G T"));
+  EXPECT_FALSE(is_token("X:Y"));
+  EXPECT_FALSE(is_token("caf\xc3\xa9"));
+  EXPECT_TRUE(is_field_value(""));
+  EXPECT_TRUE(is_field_value("a b\tc, \"q\" caf\xc3\xa9 ~"));  // HTAB, SP, VCHAR, obs-text
+  EXPECT_FALSE(is_field_value("a\rb"));
+  EXPECT_FALSE(is_field_value("a\nb"));
+  EXPECT_FALSE(is_field_value(std::string("a\0b", 3)));
+  EXPECT_FALSE(is_field_value("a\x01"));
+  EXPECT_FALSE(is_field_value("0123456789abcdef\x7f"));  // DEL, past the first word
+}
+
 TEST(ValidTunnelName, FollowsDnsLabelRule) {
   EXPECT_TRUE(valid_tunnel_name("a"));
   EXPECT_TRUE(valid_tunnel_name("a-1"));
