@@ -3,9 +3,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <array>
-
-#include "transport/send_now.h"
 
 namespace proxer::gateway {
 
@@ -27,14 +24,8 @@ DirectConn::~DirectConn() {
 awaitable<error_code> DirectConn::write(net::const_buffer data) {
   error_code ec;
   if (auto* sock = io_.plain_tcp()) {  // the common case without Stream's frames
-    // At once when the socket has room (a request head always, on a live connection), else
-    // through the reactor.
-    const std::array<net::const_buffer, 1> bufs{data};
-    const auto now = transport::send_now(*sock, bufs, ec);
-    if (!ec && now < data.size()) {
-      auto [wec, n] = co_await transport::write_rest(*sock, bufs, now);
-      ec = wec;
-    }
+    auto [wec, n] = co_await net::async_write(*sock, data, use_nothrow);
+    ec = wec;
   } else {
     auto [wec, n] = co_await io_.write(data);
     ec = wec;

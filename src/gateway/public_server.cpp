@@ -19,7 +19,6 @@
 #include "http/response_head.h"
 #include "http/rules.h"
 #include "proxy/retry.h"
-#include "transport/send_now.h"
 #include "tunnel/pump.h"
 
 namespace proxer::gateway {
@@ -1167,22 +1166,15 @@ awaitable<Outcome> ClientConn::forward(Target to, bhttp::request_parser<bhttp::b
 
   std::uint64_t sent = 0;
   bool head_sent = false;
-  // Writes the head (first time) together with `data`: at once when the client's socket has
-  // room for it (transport::send_now), else the rest through the reactor.
+  // Writes the head (first time) together with `data`.
   auto send = [&](std::string_view data) -> awaitable<error_code> {
     std::array<net::const_buffer, 2> bufs{net::buffer(scratch_),
                                           net::buffer(data.data(), data.size())};
     auto span = head_sent ? std::span<const net::const_buffer>(bufs).subspan(1)
                           : std::span<const net::const_buffer>(bufs);
-    error_code ec;
-    std::size_t n = transport::send_now(sock_, span, ec);
-    if (!ec && n < net::buffer_size(span)) {
-      arm(ctx_.cfg.idle_timeout);  // a client that stops reading is dropped after this
-      auto [ec2, n2] = co_await transport::write_rest(sock_, span, n);
-      disarm();
-      ec = ec2;
-      n += n2;
-    }
+    arm(ctx_.cfg.idle_timeout);  // a client that stops reading is dropped after this
+    auto [ec, n] = co_await net::async_write(sock_, span, use_nothrow);
+    disarm();
     head_sent = true;
     sent += n;
     co_return ec;
