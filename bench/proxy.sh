@@ -252,18 +252,32 @@ for row in "${LIVE[@]}"; do   # warm-up: upstream pools, page cache, branch pred
 done
 
 # --- PAIRS=N: alternating short rounds, ratios within each round -----------------------
+# --- report helpers ---------------------------------------------------------------------------
+calc() { awk -v op="$1" -v a="${2:-}" -v b="${3:-}" 'BEGIN {
+  if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || (op != "minus" && b == 0)) { print "-"; exit }
+  if (op == "minus") printf "%+d", a - b; else printf "%.2f", a / b }'; }
+ratio() { calc ratio "$@"; }
+minus() { calc minus "$@"; }
+has() { [[ " ${LIVE[*]} " == *" $1 "* ]]; }
+ref=nginx; has nginx || ref=${LIVE[0]}
+versions() {
+  echo "Versions: $(nginx -v 2>&1 | sed 's/.*version: //'), $(haproxy -v 2>/dev/null | awk 'NR == 1 { print "haproxy " $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }'), proxer $BIN (tree at $(cd "$root" && git log -1 --format=%h 2>/dev/null || echo '?'), binary built $(date -u -r "$BIN" +%FT%TZ))"
+}
+
 if ((PAIRS > 0)); then
-  has() { [[ " ${LIVE[*]} " == *" $1 "* ]]; }
-  ref=nginx; has nginx || ref=${LIVE[0]}
   for ((i = 1; i <= PAIRS; i++)); do
     log "round $i of $PAIRS: $PAIRS_PATH c=$CONNS"
     if ((i % 2)); then order=("${LIVE[@]}"); else order=("${REV[@]}"); fi
     for row in "${order[@]}"; do wrk_run "p$i" "$row" "$PAIRS_PATH" "$CONNS"; done
   done
-  median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+  # ratios FIELD ROW: ROW's FIELD over ref's in each round that has both, one a line, ascending
+  ratios() {
+    local i
+    for ((i = 1; i <= PAIRS; i++)); do ratio "${R[p$i.$1,$2]}" "${R[p$i.$1,$ref]}"; echo; done |
+      grep -v '^-' | sort -g
+  }
+  median() { awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
     if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-  rat() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {
-    if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "-"; else printf "%.2f", a / b }'; }
   echo
   echo "### $(date -u +%F) · $(nproc) cores · $PAIRS rounds of wrk -t1 -c$CONNS -d$DURATION $PAIRS_PATH · network namespace: $PROXY_INNER"
   echo
@@ -281,7 +295,7 @@ if ((PAIRS > 0)); then
     line="| $i |"; worst=0
     for row in "${LIVE[@]}"; do
       line+=" ${R[p$i.rps,$row]} | ${R[p$i.ucpu,$row]} | $(awk -v c="${R[p$i.cpu,$row]}" -v u="${R[p$i.ucpu,$row]}" 'BEGIN { if (c ~ /^[0-9.]+$/ && u ~ /^[0-9.]+$/) printf "%.1f", c - u; else print "-" }') |"
-      [[ $row == "$ref" ]] || line+=" $(rat "${R[p$i.rps,$row]}" "${R[p$i.rps,$ref]}") |"
+      [[ $row == "$ref" ]] || line+=" $(ratio "${R[p$i.rps,$row]}" "${R[p$i.rps,$ref]}") |"
       ((${R[p$i.other,$row]:-0} > worst)) && worst=${R[p$i.other,$row]}
     done
     echo "$line ≤$worst% |"
@@ -289,16 +303,15 @@ if ((PAIRS > 0)); then
   echo
   for row in "${LIVE[@]}"; do
     [[ $row == "$ref" ]] && continue
-    rps=$(for ((i = 1; i <= PAIRS; i++)); do rat "${R[p$i.rps,$row]}" "${R[p$i.rps,$ref]}"; echo; done | grep -v '^-' | median)
-    cpu=$(for ((i = 1; i <= PAIRS; i++)); do rat "${R[p$i.cpu,$row]}" "${R[p$i.cpu,$ref]}"; echo; done | grep -v '^-' | median)
-    usr=$(for ((i = 1; i <= PAIRS; i++)); do rat "${R[p$i.ucpu,$row]}" "${R[p$i.ucpu,$ref]}"; echo; done | grep -v '^-' | median)
-    lo=$(for ((i = 1; i <= PAIRS; i++)); do rat "${R[p$i.rps,$row]}" "${R[p$i.rps,$ref]}"; echo; done | grep -v '^-' | sort -g | head -1)
-    hi=$(for ((i = 1; i <= PAIRS; i++)); do rat "${R[p$i.rps,$row]}" "${R[p$i.rps,$ref]}"; echo; done | grep -v '^-' | sort -g | tail -1)
+    all=$(ratios rps "$row")
+    rps=$(median <<<"$all"); lo=$(head -1 <<<"$all"); hi=$(tail -1 <<<"$all")
+    cpu=$(ratios cpu "$row" | median)
+    usr=$(ratios ucpu "$row" | median)
     e=0; for ((i = 1; i <= PAIRS; i++)); do e=$((e + ${R[p$i.err,$row]:-0})); done
     echo "- $row / $ref: req/s median **${rps}x** (range $lo-$hi), CPU per request median ${cpu}x (user ${usr}x), errors $e"
   done
   echo
-  echo "Versions: $(nginx -v 2>&1 | sed 's/.*version: //'), $(haproxy -v 2>/dev/null | awk 'NR == 1 { print "haproxy " $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }'), proxer $BIN (tree at $(cd "$root" && git log -1 --format=%h 2>/dev/null || echo '?'), binary built $(date -u -r "$BIN" +%FT%TZ))"
+  versions
   echo
   echo "Raw wrk output: $RAW"
   exit 0
@@ -312,14 +325,7 @@ log "/hello c=$CONNS, round 2 (reverse order)"
 for row in "${REV[@]}"; do wrk_run h50b "$row" /hello "$CONNS"; done
 
 # --- report ------------------------------------------------------------------------
-calc() { awk -v op="$1" -v a="${2:-}" -v b="${3:-}" 'BEGIN {
-  if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || (op != "minus" && b == 0)) { print "-"; exit }
-  if (op == "minus") printf "%+d", a - b; else printf "%.2f", a / b }'; }
-ratio() { calc ratio "$@"; }
-minus() { calc minus "$@"; }
 errs() { local e=0 k; for k in h50a h50b k50 h1 k1; do e=$((e + ${R[$k.err,$1]:-0})); done; echo "$e"; }
-has() { [[ " ${LIVE[*]} " == *" $1 "* ]]; }
-ref=nginx; has nginx || ref=${LIVE[0]}
 
 echo
 echo "### $(date -u +%F) · $(nproc) cores · wrk -t1 -d$DURATION · backend nginx 1 worker · network namespace: $PROXY_INNER"
@@ -361,7 +367,7 @@ for row in "${LIVE[@]}"; do
   echo "| $row | ${R[h50a.other,$row]}% | ${R[h50b.other,$row]}% | ${R[k50.other,$row]}% | ${R[h1.other,$row]}% | ${R[k1.other,$row]}% |"
 done
 echo
-echo "Versions: $(nginx -v 2>&1 | sed 's/.*version: //'), $(haproxy -v 2>/dev/null | awk 'NR == 1 { print "haproxy " $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }'), proxer $BIN (tree at $(cd "$root" && git log -1 --format=%h 2>/dev/null || echo '?'), binary built $(date -u -r "$BIN" +%FT%TZ))"
+versions
 echo
 echo "Raw wrk output: $RAW"
 

@@ -346,9 +346,10 @@ void HealthChecker::record_members(std::size_t i, const std::vector<Outcome>& ou
   const auto& url = endpoints_[i]->cfg.url;
   const auto& name = endpoints_[i]->cfg.tunnel_name;
   // The members now (some may have left during the round): the others' state goes.
+  const auto* pool = ctx_.registry.pool(name);
   std::vector<std::uint64_t> present;
-  if (const auto* p = ctx_.registry.pool(name)) {
-    for (const auto& m : p->members) present.push_back(m->id);
+  if (pool) {
+    for (const auto& m : pool->members) present.push_back(m->id);
   }
   ep.members.retain(present);
   using T = proxy::HealthTracker::Transition;
@@ -377,10 +378,10 @@ void HealthChecker::record_members(std::size_t i, const std::vector<Outcome>& ou
     }
   }
   // The endpoint: healthy while a member can take its requests.
-  std::size_t members = 0, in_rotation = 0;
-  if (const auto* p = ctx_.registry.pool(name)) {
-    for (const auto& m : p->members) {
-      ++members;
+  const std::size_t members = present.size();
+  std::size_t in_rotation = 0;
+  if (pool) {
+    for (const auto& m : pool->members) {
       if (m->type == proto::TunnelType::Http && usable(*m, &ep.members)) ++in_rotation;
     }
   }

@@ -127,6 +127,21 @@ const TunnelPool* pool_of(const Context& ctx, const proxy::EndpointState& e) {
   return p && is_pool(*p) ? p : nullptr;
 }
 
+// Calls fn(k, i, endpoint, member) for each member of every pooled tunnel endpoint (endpoint i
+// of clusters[k]).
+template <typename Fn>
+void for_each_pool_member(const Context& ctx, const std::vector<UpstreamCluster*>& clusters,
+                          Fn&& fn) {
+  for (std::size_t k = 0; k < clusters.size(); ++k) {
+    const auto& eps = clusters[k]->policy().endpoints();
+    for (std::size_t i = 0; i < eps.size(); ++i) {
+      if (const auto* pool = pool_of(ctx, eps[i])) {
+        for (const auto& m : pool->members) fn(k, i, eps[i], *m);
+      }
+    }
+  }
+}
+
 // Each member of a pooled tunnel endpoint: the cluster's checks' verdict on it next to its
 // agent's.
 json::array members_json(const TunnelPool& p, const proxy::EndpointState& e) {
@@ -348,32 +363,19 @@ std::string prometheus_metrics(const Context& ctx, TimePoint now) {
   p.family("proxer_cluster_endpoint_member_healthy", "gauge",
            "1 while the cluster's active health checks pass a member of a pooled tunnel "
            "endpoint (1 before its first check and without checks).");
-  for (std::size_t k = 0; k < clusters.size(); ++k) {
-    auto& policy = clusters[k]->policy();
-    for (std::size_t i = 0; i < policy.endpoints().size(); ++i) {
-      const auto& e = policy.endpoints()[i];
-      if (const auto* pool = pool_of(ctx, e)) {
-        for (const auto& m : pool->members) {
-          p.sample("proxer_cluster_endpoint_member_healthy",
-                   {{"cluster", clusters[k]->name()},
-                    {"endpoint", labels[k][i]},
-                    {"member", m->agent_id}},
-                   e.members.excluded(m->id) ? 0u : 1u);
-        }
-      }
-    }
-  }
+  for_each_pool_member(
+      ctx, clusters, [&](std::size_t k, std::size_t i, const auto& e, const Tunnel& m) {
+        p.sample(
+            "proxer_cluster_endpoint_member_healthy",
+            {{"cluster", clusters[k]->name()}, {"endpoint", labels[k][i]}, {"member", m.agent_id}},
+            e.members.excluded(m.id) ? 0u : 1u);
+      });
   p.family("proxer_cluster_endpoint_member_health_transitions_total", "counter",
            "Verdict changes of the active health checks on a member of a pooled tunnel "
            "endpoint, by the verdict reached (a member that reconnects starts at 0).");
-  for (std::size_t k = 0; k < clusters.size(); ++k) {
-    auto& policy = clusters[k]->policy();
-    for (std::size_t i = 0; i < policy.endpoints().size(); ++i) {
-      const auto& e = policy.endpoints()[i];
-      const auto* pool = pool_of(ctx, e);
-      if (!pool) continue;
-      for (const auto& m : pool->members) {
-        const auto* state = e.members.find(m->id);
+  for_each_pool_member(
+      ctx, clusters, [&](std::size_t k, std::size_t i, const auto& e, const Tunnel& m) {
+        const auto* state = e.members.find(m.id);
         const std::uint64_t up = state ? state->health.became_healthy_total() : 0;
         const std::uint64_t down = state ? state->health.became_unhealthy_total() : 0;
         for (const auto& [to, value] :
@@ -382,13 +384,11 @@ std::string prometheus_metrics(const Context& ctx, TimePoint now) {
           p.sample("proxer_cluster_endpoint_member_health_transitions_total",
                    {{"cluster", clusters[k]->name()},
                     {"endpoint", labels[k][i]},
-                    {"member", m->agent_id},
+                    {"member", m.agent_id},
                     {"to", to}},
                    value);
         }
-      }
-    }
-  }
+      });
   return p.take();
 }
 

@@ -212,7 +212,7 @@ std::string_view standard_reason(unsigned status) {
 
 }  // namespace
 
-// --- Routing -----------------------------------------------------------------------------------
+// --- Lexical rules -----------------------------------------------------------------------------
 
 bool is_token(std::string_view s) {
   return chars::is_token(s);
@@ -222,6 +222,8 @@ bool is_field_value(std::string_view s) {
   const char* end = s.data() + s.size();
   return chars::skip_value_chars(s.data(), end) == end;
 }
+
+// --- Routing -----------------------------------------------------------------------------------
 
 bool valid_tunnel_name(std::string_view name) {
   if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;

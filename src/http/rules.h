@@ -159,8 +159,6 @@ std::optional<std::string> check_response_head(std::string_view raw_head);
 // other control characters in values are written as SP, and a field whose name is not a token is
 // left out: nothing set on a header can inject another header line.
 void serialize_request_head(const bhttp::request_header<>& h, std::string& out);
-// The head the gateway sends upstream for a client's request, written in one pass from the
-// parsed request (no changes to its fields):
 // The forwarding fields serialize_forward_head() last wrote for one client connection, and what
 // they were made from. The next request of the connection usually has the same client address,
 // scheme and Host, and then gets a copy instead of having them written again (which was about
@@ -172,6 +170,8 @@ struct ForwardingMemo {
   std::string fields;  // "X-Forwarded-For: ...\r\n..." as written
 };
 
+// The head the gateway sends upstream for a client's request, written in one pass from the
+// parsed request (no changes to its fields):
 struct ForwardEdits {
   std::string_view target;     // the request-target to send (after routing and rewrites)
   bool keep_upgrade = false;   // an upgrade request: Upgrade kept, "Connection: Upgrade" written

@@ -15,6 +15,7 @@
 //     requests is not excluded here.
 // Pure logic, no clock, no I/O. Per (cluster endpoint, member): two clusters that reference the
 // same tunnel with different checks each keep their own.
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -52,13 +53,14 @@ class MemberHealth {
   std::size_t retain(std::span<const std::uint64_t> ids);
   // Whether the checks keep member `id` out of the endpoint's rotation: seen, and unhealthy.
   bool excluded(std::uint64_t id) const {
-    for (const auto& m : members_) {
-      if (m.id == id) return !m.health.healthy();
-    }
-    return false;
+    const auto* m = find(id);
+    return m && !m->health.healthy();
   }
   // The state of member `id`, or nullptr when the checks have not seen it.
-  const Member* find(std::uint64_t id) const;
+  const Member* find(std::uint64_t id) const {
+    const auto it = std::ranges::find(members_, id, &Member::id);
+    return it == members_.end() ? nullptr : &*it;
+  }
   // In the order first seen.
   const std::vector<Member>& members() const { return members_; }
   bool empty() const { return members_.empty(); }
